@@ -1,0 +1,102 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+
+#include "core/dtype.h"
+#include "core/file.h"
+#include "core/rng.h"
+#include "core/status.h"
+#include "core/tensor.h"
+
+namespace r1 {
+namespace {
+
+TEST(Dtype, Bf16RoundTripAndRounding) {
+  EXPECT_EQ(Bf16ToF32(F32ToBf16(1.0f)), 1.0f);
+  EXPECT_EQ(Bf16ToF32(F32ToBf16(-3.5f)), -3.5f);
+  // 1 + 2^-8 is exactly halfway between two bf16 values: ties to even -> 1.0.
+  EXPECT_EQ(Bf16ToF32(F32ToBf16(1.0f + 0x1.0p-8f)), 1.0f);
+  // 1 + 3·2^-8 is halfway between 1+2^-7 (odd) and 1+2^-6 (even) -> 1+2^-6.
+  EXPECT_EQ(Bf16ToF32(F32ToBf16(1.0f + 3 * 0x1.0p-8f)), 1.0f + 0x1.0p-6f);
+  EXPECT_TRUE(std::isnan(Bf16ToF32(F32ToBf16(NAN))));
+}
+
+TEST(Dtype, Fp8E4M3Table) {
+  EXPECT_EQ(Fp8E4M3ToF32(0x00), 0.0f);
+  EXPECT_EQ(Fp8E4M3ToF32(0x38), 1.0f);         // e=7, m=0
+  EXPECT_EQ(Fp8E4M3ToF32(0x7e), 448.0f);       // max finite
+  EXPECT_EQ(Fp8E4M3ToF32(0xfe), -448.0f);
+  EXPECT_EQ(Fp8E4M3ToF32(0x01), 0x1.0p-9f);    // smallest subnormal
+  EXPECT_EQ(Fp8E4M3ToF32(0x08), 0x1.0p-6f);    // smallest normal
+  EXPECT_TRUE(std::isnan(Fp8E4M3ToF32(0x7f)));
+  EXPECT_TRUE(std::isnan(Fp8E4M3ToF32(0xff)));
+  // Every finite code round-trips through the encoder.
+  for (int b = 0; b < 256; ++b) {
+    if ((b & 0x7f) == 0x7f) continue;
+    const float v = Fp8E4M3ToF32(static_cast<uint8_t>(b));
+    if (v == 0.0f) continue;
+    EXPECT_EQ(F32ToFp8E4M3(v), b) << b;
+  }
+  EXPECT_EQ(F32ToFp8E4M3(1000.0f), 0x7e);  // saturates
+  EXPECT_EQ(F32ToFp8E4M3(1.0625f), 0x38);  // halfway 1 and 1.125 -> even mantissa (1.0)
+}
+
+TEST(Dtype, Parse) {
+  EXPECT_EQ(ParseDType("BF16").value(), DType::kBF16);
+  auto r = ParseDType("F16");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnimplemented);
+  EXPECT_NE(r.status().message().find("F16"), std::string::npos);
+}
+
+TEST(Tensor, Fp8BlockScalesApplyPerBlock) {
+  // A 130x3 fp8 matrix spans two row blocks; each has its own multiplier.
+  std::vector<uint8_t> q(130 * 3, 0x38);  // all 1.0
+  const float scales[2] = {0.5f, 4.0f};
+  TensorView v{q.data(), DType::kF8E4M3, Shape{130, 3}, scales};
+  EXPECT_EQ(v.At(0, 0), 0.5f);
+  EXPECT_EQ(v.At(127, 2), 0.5f);
+  EXPECT_EQ(v.At(128, 0), 4.0f);
+  const auto all = ToF32(v);
+  EXPECT_EQ(all[129 * 3 + 1], 4.0f);
+}
+
+TEST(Rng, DeterministicAndRoughlyNormal) {
+  Rng a(42), b(42);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(a.NextU64(), b.NextU64());
+  Rng r(7);
+  double sum = 0, sq = 0;
+  const int n = 20000;
+  for (int i = 0; i < n; ++i) {
+    const double x = r.Normal();
+    sum += x;
+    sq += x * x;
+  }
+  EXPECT_NEAR(sum / n, 0.0, 0.03);
+  EXPECT_NEAR(sq / n, 1.0, 0.05);
+}
+
+TEST(Status, ResultAndContext) {
+  Result<int> ok = 3;
+  EXPECT_TRUE(ok.ok());
+  Result<int> bad = NotFound("x");
+  EXPECT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().WithContext("file.bin").message(), "file.bin: x");
+}
+
+TEST(File, AtomicWriteAndMap) {
+  const std::string path = ::testing::TempDir() + "/r1_core_test.bin";
+  ASSERT_TRUE(WriteFileAtomic(path, std::string("hello")).ok());
+  for (bool in_memory : {false, true}) {
+    auto f = MappedFile::Open(path, in_memory);
+    ASSERT_TRUE(f.ok());
+    ASSERT_EQ((*f)->size(), 5u);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>((*f)->data()), 5), "hello");
+  }
+  EXPECT_EQ(MappedFile::Open(path + ".missing", false).status().code(), StatusCode::kNotFound);
+  std::remove(path.c_str());
+}
+
+}  // namespace
+}  // namespace r1
