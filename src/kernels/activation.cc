@@ -1,0 +1,35 @@
+#include "kernels/activation.h"
+
+#include <cmath>
+#include <limits>
+
+namespace r1::kernels {
+
+void Softmax(float* x, int64_t rows, int64_t n) {
+#pragma omp parallel for schedule(static) if (rows * n >= (1 << 16))
+  for (int64_t r = 0; r < rows; ++r) {
+    float* v = x + r * n;
+    float m = -std::numeric_limits<float>::infinity();
+    for (int64_t i = 0; i < n; ++i) m = v[i] > m ? v[i] : m;
+    if (m == -std::numeric_limits<float>::infinity()) {  // fully masked row
+      for (int64_t i = 0; i < n; ++i) v[i] = 0.0f;
+      continue;
+    }
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n; ++i) {
+      v[i] = std::exp(v[i] - m);
+      sum += v[i];
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t i = 0; i < n; ++i) v[i] *= inv;
+  }
+}
+
+void SwiGLU(const float* gate, const float* up, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+}  // namespace r1::kernels

@@ -1,0 +1,38 @@
+// Pointwise and row-wise activations.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+namespace r1::kernels {
+
+// x: (rows, n) softmax over each row in place, in f32 with max subtraction. -inf entries get 0.
+void Softmax(float* x, int64_t rows, int64_t n);
+
+// gate, up, out: (n);  out = silu(gate) ⊙ up, silu(z) = z·σ(z). out may alias gate or up.
+void SwiGLU(const float* gate, const float* up, float* out, int64_t n);
+
+inline float Sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
+
+namespace ref {
+template <typename F>
+void Softmax(F* x, int64_t rows, int64_t n) {
+  for (int64_t r = 0; r < rows; ++r) {
+    F* v = x + r * n;
+    F m = v[0];
+    for (int64_t i = 1; i < n; ++i) m = v[i] > m ? v[i] : m;
+    double sum = 0;
+    for (int64_t i = 0; i < n; ++i) sum += std::exp(static_cast<double>(v[i] - m));
+    for (int64_t i = 0; i < n; ++i) v[i] = static_cast<F>(std::exp(static_cast<double>(v[i] - m)) / sum);
+  }
+}
+template <typename F>
+void SwiGLU(const F* gate, const F* up, F* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const double g = gate[i];
+    out[i] = static_cast<F>(g / (1.0 + std::exp(-g)) * up[i]);
+  }
+}
+}  // namespace ref
+
+}  // namespace r1::kernels

@@ -1,0 +1,34 @@
+// Causal softmax attention for MLA, in both of its forms (spec §3.2, §3.3).
+//
+// Visibility: key s is visible to query t iff k_pos[s] <= q_pos[t] and, when document ids are
+// given, q_doc[t] == k_doc[s] (packed training sequences). Scores and softmax are f32.
+#pragma once
+
+#include <cstdint>
+
+namespace r1::kernels {
+
+struct AttentionMask {
+  const int32_t* q_pos = nullptr;  // (T) absolute positions of the queries; required
+  const int32_t* k_pos = nullptr;  // (S) positions of the keys; null = 0..S-1
+  const int32_t* q_doc = nullptr;  // (T) document ids, or null for one document
+  const int32_t* k_doc = nullptr;  // (S)
+};
+
+// Naive MHA form (prefill, training):
+//   q: (T, H, Dk); k: (S, H, Dk); v: (S, H, Dv); out: (T, H, Dv)
+//   out[t,h] = Σ_s softmax_s(scale·<q[t,h], k[s,h]>) v[s,h]
+// probs: (H, T, S) if non-null, the softmax saved for backward.
+void AttentionNaive(const float* q, const float* k, const float* v, int64_t T, int64_t S,
+                    int64_t H, int64_t Dk, int64_t Dv, float scale, const AttentionMask& mask,
+                    float* out, float* probs = nullptr);
+
+// Absorbed form (decode with the latent cache): one shared key/value "head" made of the
+// normalized kv latent c (S, R) and the rotated rope key kpe (S, Dr):
+//   q_lat: (T, H, R); q_pe: (T, H, Dr); c: (S, R); kpe: (S, Dr); o_lat: (T, H, R)
+//   o_lat[t,h] = Σ_s softmax_s(scale·(<q_lat[t,h], c[s]> + <q_pe[t,h], kpe[s]>)) c[s]
+void AttentionLatent(const float* q_lat, const float* q_pe, const float* c, const float* kpe,
+                     int64_t T, int64_t S, int64_t H, int64_t R, int64_t Dr, float scale,
+                     const AttentionMask& mask, float* o_lat);
+
+}  // namespace r1::kernels

@@ -1,0 +1,76 @@
+// Scalar references for attention.h, in any floating type (double for gradient checks).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "kernels/attention.h"
+
+namespace r1::kernels::ref {
+
+inline bool Visible(const AttentionMask& m, int64_t t, int64_t s) {
+  const int64_t kp = m.k_pos ? m.k_pos[s] : s;
+  if (kp > m.q_pos[t]) return false;
+  return !(m.q_doc && m.k_doc && m.q_doc[t] != m.k_doc[s]);
+}
+
+template <typename F>
+void AttentionNaive(const F* q, const F* k, const F* v, int64_t T, int64_t S, int64_t H,
+                    int64_t Dk, int64_t Dv, double scale, const AttentionMask& mask, F* out) {
+  std::vector<double> sc(static_cast<size_t>(S));
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t h = 0; h < H; ++h) {
+      double mx = -std::numeric_limits<double>::infinity();
+      for (int64_t s = 0; s < S; ++s) {
+        if (!Visible(mask, t, s)) {
+          sc[s] = -std::numeric_limits<double>::infinity();
+          continue;
+        }
+        double d = 0;
+        for (int64_t j = 0; j < Dk; ++j)
+          d += static_cast<double>(q[(t * H + h) * Dk + j]) * k[(s * H + h) * Dk + j];
+        sc[s] = d * scale;
+        mx = sc[s] > mx ? sc[s] : mx;
+      }
+      double sum = 0;
+      for (int64_t s = 0; s < S; ++s) sum += (sc[s] = std::isinf(sc[s]) ? 0.0 : std::exp(sc[s] - mx));
+      for (int64_t j = 0; j < Dv; ++j) {
+        double o = 0;
+        for (int64_t s = 0; s < S; ++s) o += sc[s] / sum * v[(s * H + h) * Dv + j];
+        out[(t * H + h) * Dv + j] = static_cast<F>(o);
+      }
+    }
+}
+
+template <typename F>
+void AttentionLatent(const F* q_lat, const F* q_pe, const F* c, const F* kpe, int64_t T, int64_t S,
+                     int64_t H, int64_t R, int64_t Dr, double scale, const AttentionMask& mask,
+                     F* o_lat) {
+  std::vector<double> sc(static_cast<size_t>(S));
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t h = 0; h < H; ++h) {
+      double mx = -std::numeric_limits<double>::infinity();
+      for (int64_t s = 0; s < S; ++s) {
+        if (!Visible(mask, t, s)) {
+          sc[s] = -std::numeric_limits<double>::infinity();
+          continue;
+        }
+        double d = 0;
+        for (int64_t j = 0; j < R; ++j) d += static_cast<double>(q_lat[(t * H + h) * R + j]) * c[s * R + j];
+        for (int64_t j = 0; j < Dr; ++j) d += static_cast<double>(q_pe[(t * H + h) * Dr + j]) * kpe[s * Dr + j];
+        sc[s] = d * scale;
+        mx = sc[s] > mx ? sc[s] : mx;
+      }
+      double sum = 0;
+      for (int64_t s = 0; s < S; ++s) sum += (sc[s] = std::isinf(sc[s]) ? 0.0 : std::exp(sc[s] - mx));
+      for (int64_t j = 0; j < R; ++j) {
+        double o = 0;
+        for (int64_t s = 0; s < S; ++s) o += sc[s] / sum * c[s * R + j];
+        o_lat[(t * H + h) * R + j] = static_cast<F>(o);
+      }
+    }
+}
+
+}  // namespace r1::kernels::ref

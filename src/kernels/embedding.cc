@@ -1,0 +1,13 @@
+#include "kernels/embedding.h"
+
+namespace r1::kernels {
+
+void Embedding(const TensorView& table, const int32_t* ids, int64_t T, float* out) {
+  const int64_t C = table.cols();
+  for (int64_t t = 0; t < T; ++t) {
+    R1_CHECK(ids[t] >= 0 && ids[t] < table.rows()) << "token id " << ids[t];
+    table.RowToF32(ids[t], out + t * C);
+  }
+}
+
+}  // namespace r1::kernels

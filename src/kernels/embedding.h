@@ -1,0 +1,12 @@
+// Embedding lookup: out (T, C) = rows ids[t] of table (V, C), any dtype, dequantized to f32.
+#pragma once
+
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace r1::kernels {
+
+void Embedding(const TensorView& table, const int32_t* ids, int64_t T, float* out);
+
+}  // namespace r1::kernels

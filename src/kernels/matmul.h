@@ -1,0 +1,27 @@
+// Matrix products against weights stored [N, K] (out features, in features) as in the
+// checkpoints, in f32, bf16 or fp8 e4m3 with 128x128 block scales.
+//
+//   x: (T, K) f32; w: (N, K) any dtype; out: (T, N) f32;  out = x · wᵀ  (or out += x · wᵀ)
+//
+// T == 1 (decode) runs our own GEMV, which reads bf16/fp8 weights directly (the weight bytes are
+// the whole cost of a decode step). T > 1 (prefill, training) dequantizes 128-row panels of w to
+// f32 and calls BLAS sgemm on them.
+#pragma once
+
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace r1::kernels {
+
+void MatMul(const float* x, int64_t T, const TensorView& w, float* out, bool accumulate = false);
+
+// The GEMV alone: out[n] (=|+=) Σ_k x[k]·w[n,k], n in [0, N). OpenMP over output rows.
+void Gemv(const float* x, const TensorView& w, float* out, bool accumulate = false);
+
+// Rows [row_begin, row_end) of the GEMV only, single-threaded; the building block of Gemv and of
+// callers that parallelize over several matrices themselves (MoE experts).
+void GemvRows(const float* x, const TensorView& w, int64_t row_begin, int64_t row_end, float* out,
+              bool accumulate);
+
+}  // namespace r1::kernels
