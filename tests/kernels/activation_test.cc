@@ -1,0 +1,79 @@
+// Softmax and SwiGLU against their double references (activation.h).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "kernels/activation.h"
+#include "test_util.h"
+
+namespace r1::kernels {
+namespace {
+
+using testing::ExpectClose;
+using testing::RandomVec;
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+TEST(Softmax, MatchesReference) {
+  Rng rng(2);
+  for (int64_t n : {1, 3, 17, 1000}) {
+    const int64_t rows = 4;
+    auto x = RandomVec(rng, rows * n, 5.0);
+    // Partly masked rows (-inf gets probability 0), one huge logit.
+    if (n > 2) {
+      x[0] = kNegInf;
+      x[n + 1] = kNegInf;
+      x[2 * n] = 80.0f;
+    }
+    std::vector<double> ref = testing::ToDouble(x);
+    ref::Softmax<double>(ref.data(), rows, n);
+    std::vector<float> y = x;
+    Softmax(y.data(), rows, n);
+    // Each probability: a few f32 roundings of exp and of the sum over n terms.
+    ExpectClose(y.data(), ref.data(), nullptr, rows * n, 1e-5, 1e-9, "Softmax n=" + std::to_string(n));
+    for (int64_t r = 0; r < rows; ++r) {
+      double s = 0;
+      for (int64_t i = 0; i < n; ++i) s += y[r * n + i];
+      EXPECT_NEAR(s, 1.0, 1e-5);
+    }
+    if (n > 2) {
+      EXPECT_EQ(y[0], 0.0f);
+    }
+  }
+}
+
+TEST(Softmax, FullyMaskedRowIsZeroNotNaN) {
+  std::vector<float> x = {kNegInf, kNegInf, kNegInf, 1.0f, 2.0f, kNegInf};
+  Softmax(x.data(), 2, 3);
+  EXPECT_EQ(x[0], 0.0f);
+  EXPECT_EQ(x[1], 0.0f);
+  EXPECT_EQ(x[2], 0.0f);
+  EXPECT_NEAR(x[3], 1.0 / (1.0 + std::exp(1.0)), 1e-7);
+  EXPECT_NEAR(x[4], 1.0 / (1.0 + std::exp(-1.0)), 1e-7);
+  EXPECT_EQ(x[5], 0.0f);
+}
+
+TEST(SwiGLU, MatchesReference) {
+  Rng rng(4);
+  const int64_t n = 1031;
+  auto gate = RandomVec(rng, n, 4.0);
+  const auto up = RandomVec(rng, n);
+  // Saturated tails: silu(-200) = -0 (exp overflows to inf in f32), silu(200) = 200.
+  gate[0] = -200.0f;
+  gate[1] = 200.0f;
+  gate[2] = 0.0f;
+  std::vector<double> gd = testing::ToDouble(gate), ud = testing::ToDouble(up), ref(n);
+  ref::SwiGLU<double>(gd.data(), ud.data(), ref.data(), n);
+  std::vector<float> out(n);
+  SwiGLU(gate.data(), up.data(), out.data(), n);
+  ExpectClose(out.data(), ref.data(), nullptr, n, 1e-6, 1e-30, "SwiGLU");
+  EXPECT_FALSE(std::isnan(out[0]));
+  // out aliasing gate.
+  std::vector<float> g = gate;
+  SwiGLU(g.data(), up.data(), g.data(), n);
+  EXPECT_EQ(g, out);
+}
+
+}  // namespace
+}  // namespace r1::kernels
