@@ -100,7 +100,7 @@ VARIANTS = [
      "f32", 1, True),
     ("tiny-bf16-direct-q", 1002,
      {"vocab_size": 144, "intermediate_size": 96, "q_lora_rank": None, "torch_dtype": "bfloat16",
-      # mscale != mscale_all_dim exercises the cos/sin attention_factor branch (factor ~0.988, §4.3 HF formula)
+      # mscale != mscale_all_dim exercises the cos/sin attention_factor branch (factor 0.987825, §4.3 HF formula)
       "rope_scaling": dict(BASE_CONFIG["rope_scaling"], mscale=0.9, mscale_all_dim=1.0)},
      "bf16", 2, False),
     # intermediate_size 160 > 128: the dense MLP weights have a full and a partial 128-block
@@ -266,13 +266,21 @@ def rel_err(a, b):
 
 
 def routing_stats(cfg, W, ids):
-    """Expert selection counts per MoE layer during one naive forward (to show routing is non-trivial)."""
-    counts = {}
+    """Expert selection counts per MoE layer during one naive forward, plus how many token-layer selections the
+    group limit and the correction bias each change (so fixtures catch an engine that drops either)."""
+    counts, changed = {}, {"group_limit": 0, "bias": 0}
     orig = ref.moe_route
 
     def rec(cfg_, W_, layer, u):
         idx, w = orig(cfg_, W_, layer, u)
         counts[layer] = torch.bincount(idx.reshape(-1), minlength=cfg_.n_routed_experts).tolist()
+        p = f"model.layers.{layer}.mlp.gate."
+        s = torch.sigmoid(u @ W_[p + "weight"].t())
+        no_group = (s + W_[p + "e_score_correction_bias"]).topk(cfg_.num_experts_per_tok, -1).indices
+        no_bias = s.topk(cfg_.num_experts_per_tok, -1).indices
+        for t in range(u.shape[0]):
+            changed["group_limit"] += set(idx[t].tolist()) != set(no_group[t].tolist())
+            changed["bias"] += set(no_group[t].tolist()) != set(no_bias[t].tolist())
         return idx, w
 
     ref.moe_route = rec
@@ -280,7 +288,70 @@ def routing_stats(cfg, W, ids):
         ref.forward_naive(cfg, W, ids)
     finally:
         ref.moe_route = orig
-    return counts
+    return counts, changed
+
+
+def check_rope_and_scales():
+    """Spec cross-checks independent of the fixtures: §4.1 inv_freq table and §3.2 softmax scale for the real V3
+    config, and §4.4 equivalence of the interleaved rotation with HF's de-interleave + rotate_half layout."""
+    v3 = ref.Config({"vocab_size": 1, "hidden_size": 7168, "intermediate_size": 1, "moe_intermediate_size": 1,
+                     "num_hidden_layers": 1, "num_attention_heads": 128, "kv_lora_rank": 512,
+                     "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128, "rope_theta": 10000,
+                     "max_position_embeddings": 163840,
+                     "rope_scaling": {"type": "yarn", "factor": 40, "original_max_position_embeddings": 4096,
+                                      "beta_fast": 32, "beta_slow": 1, "mscale": 1.0, "mscale_all_dim": 1.0}})
+    inv = ref.rope_inv_freq(v3)
+    table = {0: 1.0, 10: 5.623413252e-02, 11: 3.900692657e-02, 16: 5.5e-03, 22: 1.778279410e-04,
+             23: 3.333803580e-05, 31: 3.333803580e-06}
+    for i, want in table.items():
+        assert abs(float(inv[i]) / want - 1) < 1e-6, (i, float(inv[i]), want)
+    assert abs(ref.softmax_scale(v3) - 0.13523378) < 1e-8 and ref.rope_attention_factor(v3) == 1.0
+    # §4.4: y'[i] = y[2i], y'[D/2+i] = y[2i+1] with HF's layout
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(5, 3, 64, generator=gen)
+    cos, sin = ref.rope_cos_sin(v3, torch.arange(100, 105))
+    y = ref.apply_rope_interleaved(x, cos, sin)
+    xd = x.view(5, 3, 32, 2).transpose(-1, -2).reshape(5, 3, 64)  # de-interleave
+    c2, s2 = torch.cat([cos, cos], -1)[:, None, :], torch.cat([sin, sin], -1)[:, None, :]
+    yd = xd * c2 + torch.cat([-xd[..., 32:], xd[..., :32]], -1) * s2
+    assert torch.allclose(yd, y.view(5, 3, 32, 2).transpose(-1, -2).reshape(5, 3, 64), atol=1e-6)
+
+
+def route_bruteforce(cfg, W, layer, u):
+    """Second, loop-based implementation of the §5.2 router for one token u: (C,) -> (sorted experts, weights)."""
+    p = f"model.layers.{layer}.mlp.gate."
+    s = [float(v) for v in torch.sigmoid(W[p + "weight"] @ u)]
+    c = [s[i] + float(W[p + "e_score_correction_bias"][i]) for i in range(len(s))]
+    per = cfg.n_routed_experts // cfg.n_group
+    gs = [sum(sorted(c[g * per:(g + 1) * per], reverse=True)[:2]) for g in range(cfg.n_group)]
+    groups = sorted(range(cfg.n_group), key=lambda g: -gs[g])[:cfg.topk_group]
+    cand = [i for i in range(len(c)) if i // per in groups]
+    sel = sorted(cand, key=lambda i: -c[i])[:cfg.num_experts_per_tok]
+    tot = sum(s[i] for i in sel) + 1e-20 if cfg.norm_topk_prob else 1.0
+    return sorted(sel), {i: s[i] / tot * cfg.routed_scaling_factor for i in sel}
+
+
+def check_router(cfg, W, ids):
+    """Router of every MoE layer against route_bruteforce on the actual normed inputs of one forward."""
+    orig = ref.moe_route
+    n = [0]
+
+    def rec(cfg_, W_, layer, u):
+        idx, w = orig(cfg_, W_, layer, u)
+        for t in range(u.shape[0]):
+            sel, wb = route_bruteforce(cfg_, W_, layer, u[t])
+            assert sorted(idx[t].tolist()) == sel, (layer, t)
+            for k in range(idx.shape[1]):
+                assert abs(float(w[t, k]) - wb[int(idx[t, k])]) < 1e-5
+            n[0] += 1
+        return idx, w
+
+    ref.moe_route = rec
+    try:
+        ref.forward_naive(cfg, W, ids)
+    finally:
+        ref.moe_route = orig
+    return n[0]
 
 
 def make_variant(out_dir, name, seed, overrides, policy, shards, with_mtp):
@@ -333,11 +404,15 @@ def make_variant(out_dir, name, seed, overrides, policy, shards, with_mtp):
         # second implementation path: absorbed MLA with a latent cache, token by token
         logits_abs = ref.logits_absorbed_token_by_token(cfg2, W, ids)
         greedy_abs = ref.greedy_absorbed(cfg2, W, ids[:PROMPT_LEN], GREEDY_NEW)
-        routes = routing_stats(cfg2, W, ids)
+        routes, changed = routing_stats(cfg2, W, ids)
+        n_routed = check_router(cfg2, W, ids)
     diff = float((logits - logits_abs).abs().max())
     print(f"  nll {loss:.6f}  logits std {float(logits.std()):.3f}  absorbed-vs-naive max|dlogit| {diff:.2e}")
     print(f"  greedy {greedy}  (min top1-top2 margin {margin:.4f})")
-    print(f"  expert counts per MoE layer: {routes}")
+    print(f"  expert counts per MoE layer: {routes} (router checked against brute force on {n_routed} tokens)")
+    print(f"  selections changed by the group limit / the correction bias: {changed['group_limit']} / {changed['bias']}")
+    assert changed["bias"] > 0, "correction bias never changes the selection"
+    assert changed["group_limit"] > 0 or cfg.topk_group >= cfg.n_group, "group limit never changes the selection"
     assert diff <= 1e-4, "absorbed MLA path disagrees with the naive path"
     assert greedy == greedy_abs, f"greedy differs: naive {greedy} absorbed {greedy_abs}"
     assert margin > 1e-2, "greedy decode has a near-tie (< 0.01); pick another seed"
@@ -366,6 +441,7 @@ def main():
     ap.add_argument("--only", nargs="*", help="variant names (default: all)")
     args = ap.parse_args()
     torch.set_num_threads(1)  # fixed reduction order -> byte-identical regeneration
+    check_rope_and_scales()
     for name, seed, overrides, policy, shards, with_mtp in VARIANTS:
         if args.only and name not in args.only:
             continue
