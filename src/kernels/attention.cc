@@ -2,10 +2,12 @@
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <limits>
 #include <vector>
 
 #include "kernels/activation.h"
+#include "kernels/matmul.h"
 
 namespace r1::kernels {
 namespace {
@@ -65,6 +67,41 @@ void AttentionLatent(const float* q_lat, const float* q_pe, const float* c, cons
   // o_lat (T·H, R) = p (T·H, S) · c (S, R)
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, TH, static_cast<int>(R), iS, 1.0f,
               p.data(), iS, c, static_cast<int>(R), 0.0f, o_lat, static_cast<int>(R));
+}
+
+}  // namespace r1::kernels
+
+
+namespace r1::kernels {
+
+void MlaAbsorbQuery(const float* q, int64_t token_stride, int64_t head_stride,
+                    const TensorView& kv_b_proj, int64_t T, int64_t H, int64_t Dn, int64_t Dv,
+                    float* q_lat) {
+  const int64_t R = kv_b_proj.cols();
+#pragma omp parallel for collapse(2) schedule(static) if (H * T > 1)
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t h = 0; h < H; ++h) {
+      const int64_t row0 = h * (Dn + Dv);
+      GemvTransposedRows(q + t * token_stride + h * head_stride, kv_b_proj, row0, row0 + Dn,
+                         q_lat + (t * H + h) * R, /*accumulate=*/false);
+    }
+}
+
+void MlaAbsorbOutput(const float* o_lat, const TensorView& kv_b_proj, int64_t T, int64_t H,
+                     int64_t Dn, int64_t Dv, float* o) {
+  const int64_t R = kv_b_proj.cols();
+#pragma omp parallel if (H * T > 1)
+  {
+    // GemvRows writes out[n] at the row index n: give it a whole kv_b_proj-sized output row.
+    std::vector<float> full(static_cast<size_t>(kv_b_proj.rows()));
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t h = 0; h < H; ++h) {
+        const int64_t row0 = h * (Dn + Dv) + Dn;
+        GemvRows(o_lat + (t * H + h) * R, kv_b_proj, row0, row0 + Dv, full.data(), false);
+        std::copy(full.begin() + row0, full.begin() + row0 + Dv, o + (t * H + h) * Dv);
+      }
+  }
 }
 
 }  // namespace r1::kernels

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "core/tensor.h"
+
 namespace r1::kernels {
 
 struct AttentionMask {
@@ -30,5 +32,20 @@ void AttentionNaive(const float* q, const float* k, const float* v, int64_t T, i
 void AttentionLatent(const float* q_lat, const float* q_pe, const float* c, const float* kpe,
                      int64_t T, int64_t S, int64_t H, int64_t R, int64_t Dr, float scale,
                      const AttentionMask& mask, float* o_lat);
+
+}  // namespace r1::kernels
+
+namespace r1::kernels {
+
+// MLA weight absorption (spec §3.3) with kv_b_proj (H·(Dn+Dv), R) viewed per head as
+// W_UK[h] = rows [h·(Dn+Dv), h·(Dn+Dv)+Dn) and W_UV[h] = the next Dv rows:
+//   q_lat[t,h] = W_UK[h]ᵀ · q_nope[t,h]       q_nope[t,h] at q + t·token_stride + h·head_stride (Dn values); q_lat: (T, H, R)
+//   o[t,h]     = W_UV[h] · o_lat[t,h]          o_lat: (T, H, R); o: (T, H, Dv)
+// OpenMP over heads.
+void MlaAbsorbQuery(const float* q, int64_t token_stride, int64_t head_stride,
+                    const TensorView& kv_b_proj, int64_t T, int64_t H, int64_t Dn, int64_t Dv,
+                    float* q_lat);
+void MlaAbsorbOutput(const float* o_lat, const TensorView& kv_b_proj, int64_t T, int64_t H,
+                     int64_t Dn, int64_t Dv, float* o);
 
 }  // namespace r1::kernels

@@ -24,4 +24,10 @@ void Gemv(const float* x, const TensorView& w, float* out, bool accumulate = fal
 void GemvRows(const float* x, const TensorView& w, int64_t row_begin, int64_t row_end, float* out,
               bool accumulate);
 
+// The transposed product over a band of rows, single-threaded:
+//   out[c] (=|+=) Σ_{n in [row_begin, row_end)} x[n - row_begin]·w[n, c],   c in [0, K).
+// Used where a weight is applied from the other side (MLA's absorbed query, backward passes).
+void GemvTransposedRows(const float* x, const TensorView& w, int64_t row_begin, int64_t row_end,
+                        float* out, bool accumulate);
+
 }  // namespace r1::kernels

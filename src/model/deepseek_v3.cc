@@ -1,0 +1,219 @@
+#include "model/deepseek_v3.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "core/log.h"
+#include "kernels/activation.h"
+#include "kernels/attention.h"
+#include "kernels/embedding.h"
+#include "kernels/matmul.h"
+#include "kernels/norm.h"
+#include "kernels/rope.h"
+#include "kernels/routing.h"
+
+namespace r1 {
+
+namespace k = kernels;
+
+Result<std::unique_ptr<DeepSeekV3>> DeepSeekV3::Load(const std::string& dir, const io::LoadOptions& opts) {
+  R1_ASSIGN_OR_RETURN(std::unique_ptr<io::Checkpoint> ck, io::Checkpoint::Open(dir, opts));
+  R1_ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromJson(ck->config_text(), dir + "/config.json"));
+  std::shared_ptr<io::Checkpoint> shared(std::move(ck));
+  R1_ASSIGN_OR_RETURN(auto weights, LoadWeights(config, shared));
+  return std::make_unique<DeepSeekV3>(std::move(config), std::move(weights));
+}
+
+DeepSeekV3::DeepSeekV3(ModelConfig config, std::unique_ptr<ModelWeights> weights)
+    : config_(std::move(config)), weights_(std::move(weights)) {
+  const k::RopeParams rope = config_.Rope();
+  inv_freq_ = k::RopeInvFreq(rope);
+  rope_attention_factor_ = k::RopeAttentionFactor(rope);
+  softmax_scale_ = config_.SoftmaxScale();
+}
+
+void DeepSeekV3::Query(const LayerWeights& lw, const float* x, int64_t T, const int32_t* pos, float* q) const {
+  const ModelConfig& c = config_;
+  const int64_t H = c.num_attention_heads, Dqk = c.qk_head_dim();
+  if (c.q_lora_rank > 0) {
+    // cq (T, q_lora_rank) = RMSNorm(x · q_a_projᵀ); q = cq · q_b_projᵀ
+    std::vector<float> cq(static_cast<size_t>(T * c.q_lora_rank));
+    k::MatMul(x, T, lw.attn.q_a_proj, cq.data());
+    k::RmsNorm(cq.data(), lw.attn.q_a_layernorm, T, c.q_lora_rank, static_cast<float>(c.rms_norm_eps), cq.data());
+    k::MatMul(cq.data(), T, lw.attn.q_b_proj, q);
+  } else {
+    k::MatMul(x, T, lw.attn.q_proj, q);
+  }
+  // q: (T, H, Dqk); rotate the last Dr of every head.
+  k::RopeInterleaved(q + c.qk_nope_head_dim, T, H, H * Dqk, Dqk, pos, inv_freq_.data(), c.qk_rope_head_dim,
+                     rope_attention_factor_);
+}
+
+void DeepSeekV3::LatentKv(const LayerWeights& lw, const float* x, int64_t T, const int32_t* pos, float* c_out,
+                          float* kpe_out) const {
+  const ModelConfig& c = config_;
+  const int64_t R = c.kv_lora_rank, Dr = c.qk_rope_head_dim;
+  // kv (T, R + Dr) = x · kv_a_proj_with_mqaᵀ; c = RMSNorm(kv[:, :R]); kpe = RoPE(kv[:, R:])
+  std::vector<float> kv(static_cast<size_t>(T * (R + Dr)));
+  k::MatMul(x, T, lw.attn.kv_a_proj_with_mqa, kv.data());
+  for (int64_t t = 0; t < T; ++t) {
+    k::RmsNorm(kv.data() + t * (R + Dr), lw.attn.kv_a_layernorm, 1, R, static_cast<float>(c.rms_norm_eps),
+               c_out + t * R);
+    std::copy_n(kv.data() + t * (R + Dr) + R, Dr, kpe_out + t * Dr);
+  }
+  k::RopeInterleaved(kpe_out, T, 1, Dr, Dr, pos, inv_freq_.data(), Dr, rope_attention_factor_);
+}
+
+// = spec §3.2: per-head keys and values from the latent, full causal attention.
+void DeepSeekV3::AttentionNaive(int64_t l, const float* x, int64_t T, const int32_t* pos, float* h,
+                                LatentCache* cache) const {
+  const ModelConfig& c = config_;
+  const LayerWeights& lw = weights_->layers[l];
+  const int64_t H = c.num_attention_heads, R = c.kv_lora_rank, Dr = c.qk_rope_head_dim;
+  const int64_t Dn = c.qk_nope_head_dim, Dv = c.v_head_dim, Dqk = c.qk_head_dim();
+  std::vector<float> q(static_cast<size_t>(T * H * Dqk));
+  Query(lw, x, T, pos, q.data());
+  std::vector<float> lat(static_cast<size_t>(T * R)), kpe(static_cast<size_t>(T * Dr));
+  LatentKv(lw, x, T, pos, lat.data(), kpe.data());
+  if (cache) {
+    std::copy(lat.begin(), lat.end(), cache->c(l) + cache->length() * R);
+    std::copy(kpe.begin(), kpe.end(), cache->kpe(l) + cache->length() * Dr);
+  }
+  // kvb (T, H, Dn + Dv) = c · kv_b_projᵀ; k = [k_nope, kpe broadcast over heads] (T, H, Dqk)
+  std::vector<float> kvb(static_cast<size_t>(T * H * (Dn + Dv)));
+  k::MatMul(lat.data(), T, lw.attn.kv_b_proj, kvb.data());
+  std::vector<float> key(static_cast<size_t>(T * H * Dqk)), val(static_cast<size_t>(T * H * Dv));
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t hd = 0; hd < H; ++hd) {
+      const float* src = kvb.data() + (t * H + hd) * (Dn + Dv);
+      float* kd = key.data() + (t * H + hd) * Dqk;
+      std::copy_n(src, Dn, kd);
+      std::copy_n(kpe.data() + t * Dr, Dr, kd + Dn);
+      std::copy_n(src + Dn, Dv, val.data() + (t * H + hd) * Dv);
+    }
+  std::vector<float> o(static_cast<size_t>(T * H * Dv));
+  k::AttentionMask mask{pos, pos, nullptr, nullptr};
+  k::AttentionNaive(q.data(), key.data(), val.data(), T, T, H, Dqk, Dv, softmax_scale_, mask, o.data());
+  k::MatMul(o.data(), T, lw.attn.o_proj, h, /*accumulate=*/true);
+}
+
+// = spec §3.3: attention against the latent cache, kv_b_proj absorbed into query and output.
+void DeepSeekV3::AttentionAbsorbed(int64_t l, const float* x, int64_t T, const int32_t* pos, float* h,
+                                   LatentCache* cache) const {
+  const ModelConfig& c = config_;
+  const LayerWeights& lw = weights_->layers[l];
+  const int64_t H = c.num_attention_heads, R = c.kv_lora_rank, Dr = c.qk_rope_head_dim;
+  const int64_t Dn = c.qk_nope_head_dim, Dv = c.v_head_dim, Dqk = c.qk_head_dim();
+  const int64_t start = cache->length(), S = start + T;
+  std::vector<float> q(static_cast<size_t>(T * H * Dqk));
+  Query(lw, x, T, pos, q.data());
+  LatentKv(lw, x, T, pos, cache->c(l) + start * R, cache->kpe(l) + start * Dr);
+  // q_lat (T, H, R) = W_UKᵀ q_nope; q_pe (T, H, Dr) gathered contiguous.
+  std::vector<float> q_lat(static_cast<size_t>(T * H * R)), q_pe(static_cast<size_t>(T * H * Dr));
+  k::MlaAbsorbQuery(q.data(), H * Dqk, Dqk, lw.attn.kv_b_proj, T, H, Dn, Dv, q_lat.data());
+  for (int64_t i = 0; i < T * H; ++i) std::copy_n(q.data() + i * Dqk + Dn, Dr, q_pe.data() + i * Dr);
+  std::vector<int32_t> kpos(static_cast<size_t>(S));
+  std::iota(kpos.begin(), kpos.end(), 0);
+  std::vector<float> o_lat(static_cast<size_t>(T * H * R));
+  k::AttentionMask mask{pos, kpos.data(), nullptr, nullptr};
+  k::AttentionLatent(q_lat.data(), q_pe.data(), cache->c(l), cache->kpe(l), T, S, H, R, Dr, softmax_scale_, mask,
+                     o_lat.data());
+  std::vector<float> o(static_cast<size_t>(T * H * Dv));
+  k::MlaAbsorbOutput(o_lat.data(), lw.attn.kv_b_proj, T, H, Dn, Dv, o.data());
+  k::MatMul(o.data(), T, lw.attn.o_proj, h, /*accumulate=*/true);
+}
+
+void DeepSeekV3::Mlp(const MlpWeights& w, const float* x, int64_t T, float* out, bool accumulate) const {
+  const int64_t F = w.gate_proj.rows();
+  std::vector<float> g(static_cast<size_t>(T * F)), u(static_cast<size_t>(T * F));
+  k::MatMul(x, T, w.gate_proj, g.data());
+  k::MatMul(x, T, w.up_proj, u.data());
+  k::SwiGLU(g.data(), u.data(), g.data(), T * F);
+  k::MatMul(g.data(), T, w.down_proj, out, accumulate);
+}
+
+// = spec §5.2–5.3: route, run each selected expert on the tokens sent to it, add the weighted
+// outputs and the shared experts.
+void DeepSeekV3::Moe(const MoeWeights& w, const float* x, int64_t T, float* h) const {
+  const ModelConfig& c = config_;
+  const int64_t C = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok;
+  std::vector<float> logits(static_cast<size_t>(T * E));
+  k::MatMul(x, T, w.gate, logits.data());
+  std::vector<int32_t> idx(static_cast<size_t>(T * K));
+  std::vector<float> wt(static_cast<size_t>(T * K));
+  k::RouterParams rp{E, K, c.n_group, c.topk_group, c.norm_topk_prob, static_cast<float>(c.routed_scaling_factor)};
+  k::RouteV3(logits.data(), w.e_score_correction_bias, T, rp, idx.data(), wt.data());
+  // Tokens of each expert, in token order.
+  std::vector<std::vector<int64_t>> slots(static_cast<size_t>(E));
+  for (int64_t i = 0; i < T * K; ++i) slots[idx[i]].push_back(i);
+  std::vector<float> xe, ye;
+  for (int64_t e = 0; e < E; ++e) {
+    const auto& s = slots[e];
+    if (s.empty()) continue;
+    const int64_t n = static_cast<int64_t>(s.size());
+    xe.resize(static_cast<size_t>(n * C));
+    ye.resize(static_cast<size_t>(n * C));
+    for (int64_t j = 0; j < n; ++j) std::copy_n(x + (s[j] / K) * C, C, xe.data() + j * C);
+    Mlp(w.experts[e], xe.data(), n, ye.data(), false);
+    for (int64_t j = 0; j < n; ++j) {
+      const float g = wt[s[j]];
+      float* dst = h + (s[j] / K) * C;
+      for (int64_t i = 0; i < C; ++i) dst[i] += g * ye[j * C + i];
+    }
+  }
+  if (w.has_shared) Mlp(w.shared_experts, x, T, h, /*accumulate=*/true);
+}
+
+void DeepSeekV3::FeedForward(const LayerWeights& lw, const float* x, int64_t T, float* h) const {
+  if (lw.is_moe) Moe(lw.moe, x, T, h);
+  else Mlp(lw.mlp, x, T, h, /*accumulate=*/true);
+}
+
+void DeepSeekV3::Run(const int32_t* ids, int64_t T, const int32_t* pos, bool absorbed, LatentCache* cache,
+                     float* logits, bool last_only) const {
+  const ModelConfig& c = config_;
+  const int64_t C = c.hidden_size;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  std::vector<float> h(static_cast<size_t>(T * C)), x(static_cast<size_t>(T * C));
+  k::Embedding(weights_->embed_tokens, ids, T, h.data());
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const LayerWeights& lw = weights_->layers[l];
+    k::RmsNorm(h.data(), lw.input_layernorm, T, C, eps, x.data());
+    if (absorbed) AttentionAbsorbed(l, x.data(), T, pos, h.data(), cache);
+    else AttentionNaive(l, x.data(), T, pos, h.data(), cache);
+    k::RmsNorm(h.data(), lw.post_attention_layernorm, T, C, eps, x.data());
+    FeedForward(lw, x.data(), T, h.data());
+  }
+  if (cache) cache->Advance(T);
+  const int64_t first = last_only ? T - 1 : 0;
+  k::RmsNorm(h.data() + first * C, weights_->norm, T - first, C, eps, x.data());
+  k::MatMul(x.data(), T - first, weights_->lm_head, logits);
+}
+
+void DeepSeekV3::Forward(const int32_t* ids, int64_t T, float* logits, LatentCache* cache) const {
+  std::vector<int32_t> pos(static_cast<size_t>(T));
+  std::iota(pos.begin(), pos.end(), 0);
+  if (cache) R1_CHECK(cache->length() == 0 && cache->capacity() >= T);
+  Run(ids, T, pos.data(), /*absorbed=*/false, cache, logits, /*last_only=*/false);
+}
+
+Status DeepSeekV3::Decode(const int32_t* ids, int64_t T, LatentCache* cache, float* logits, bool last_only) const {
+  const int64_t start = cache->length();
+  if (start + T > cache->capacity())
+    return OutOfRange("the sequence needs " + std::to_string(start + T) + " positions but the cache holds " +
+                      std::to_string(cache->capacity()));
+  if (start + T > config_.max_position_embeddings)
+    return OutOfRange("the sequence needs " + std::to_string(start + T) +
+                      " positions, over the model's max_position_embeddings " +
+                      std::to_string(config_.max_position_embeddings));
+  for (int64_t t = 0; t < T; ++t)
+    if (ids[t] < 0 || ids[t] >= config_.vocab_size)
+      return InvalidArgument("token id " + std::to_string(ids[t]) + " is outside the vocabulary (" +
+                             std::to_string(config_.vocab_size) + ")");
+  std::vector<int32_t> pos(static_cast<size_t>(T));
+  std::iota(pos.begin(), pos.end(), static_cast<int32_t>(start));
+  Run(ids, T, pos.data(), /*absorbed=*/true, cache, logits, last_only);
+  return Status::Ok();
+}
+
+}  // namespace r1

@@ -1,0 +1,67 @@
+// The DeepSeek-V3 transformer (spec §2–§5): MLA attention with decoupled RoPE/YaRN, dense
+// SwiGLU MLPs in the first layers, DeepSeekMoE after them.
+//
+// Two attention paths share every other line of the block:
+//   * Forward — naive MLA (full per-head K/V; prefill and training), positions 0..T-1; it can
+//     also fill a LatentCache with what it computed;
+//   * Decode — absorbed MLA: kv_b_proj folded into the query (W_UK) and the output (W_UV), the
+//     cache holding only c and k_pe per token (spec §3.3).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "io/safetensors.h"
+#include "model/config.h"
+#include "model/latent_cache.h"
+#include "model/weights.h"
+
+namespace r1 {
+
+class DeepSeekV3 {
+ public:
+  // Loads config.json and the weights of a Hugging Face checkpoint directory.
+  static Result<std::unique_ptr<DeepSeekV3>> Load(const std::string& dir, const io::LoadOptions& opts = {});
+  DeepSeekV3(ModelConfig config, std::unique_ptr<ModelWeights> weights);
+
+  const ModelConfig& config() const { return config_; }
+  const ModelWeights& weights() const { return *weights_; }
+
+  // Full causal forward over ids (T) at positions 0..T-1 with naive attention.
+  // logits: (T, V). With `cache` (empty, capacity >= T), stores every layer's latent and rope key.
+  void Forward(const int32_t* ids, int64_t T, float* logits, LatentCache* cache = nullptr) const;
+
+  // Appends T tokens at positions cache->length()... with absorbed attention over the cache.
+  // logits: (T, V), or (1, V) for the last token only when last_only.
+  Status Decode(const int32_t* ids, int64_t T, LatentCache* cache, float* logits, bool last_only = false) const;
+
+  LatentCache NewCache(int64_t capacity) const {
+    return LatentCache(config_.num_hidden_layers, capacity, config_.kv_lora_rank, config_.qk_rope_head_dim);
+  }
+
+ private:
+  // Adds the attention output of layer l to h (T, C), naive or absorbed.
+  void AttentionNaive(int64_t l, const float* x, int64_t T, const int32_t* pos, float* h, LatentCache* cache) const;
+  void AttentionAbsorbed(int64_t l, const float* x, int64_t T, const int32_t* pos, float* h, LatentCache* cache) const;
+  // q (T, H, Dqk) with RoPE applied to its rope part.
+  void Query(const LayerWeights& lw, const float* x, int64_t T, const int32_t* pos, float* q) const;
+  // c (T, R) normalized latent and kpe (T, Dr) rotated rope key, written with the given row strides.
+  void LatentKv(const LayerWeights& lw, const float* x, int64_t T, const int32_t* pos, float* c, float* kpe) const;
+  // Adds the feed-forward output of layer l (dense or MoE) for normed input x (T, C) to h.
+  void FeedForward(const LayerWeights& lw, const float* x, int64_t T, float* h) const;
+  void Mlp(const MlpWeights& w, const float* x, int64_t T, float* out, bool accumulate) const;
+  void Moe(const MoeWeights& w, const float* x, int64_t T, float* h) const;
+  // Runs all layers over embedded h (T, C) at positions pos, then the final norm and head.
+  void Run(const int32_t* ids, int64_t T, const int32_t* pos, bool absorbed, LatentCache* cache,
+           float* logits, bool last_only) const;
+
+  ModelConfig config_;
+  std::unique_ptr<ModelWeights> weights_;
+  std::vector<float> inv_freq_;
+  float rope_attention_factor_ = 1.0f;
+  float softmax_scale_ = 1.0f;
+};
+
+}  // namespace r1

@@ -1,0 +1,92 @@
+// The weight list of the DeepSeek-V3 architecture and the views the forward pass reads.
+//
+// One list (ListTensors) drives loading, shape validation, random initialization and saving.
+// Matrices stay in their file dtype (f32, bf16, or fp8 with block scales) and are read in place
+// from the mapped checkpoint; norm weights and the router correction bias are copied to f32.
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/rng.h"
+#include "core/status.h"
+#include "core/tensor.h"
+#include "io/safetensors.h"
+#include "model/config.h"
+
+namespace r1 {
+
+enum class TensorKind { kMatrix, kEmbedding, kNorm, kBias };
+
+struct TensorSpec {
+  std::string name;  // HF name, e.g. "model.layers.3.mlp.experts.7.down_proj.weight"
+  Shape shape;
+  TensorKind kind;
+  bool mtp = false;  // part of a multi-token-prediction module (not used by the main forward)
+};
+
+// Every tensor of the checkpoint for `c`, main model first, then the MTP modules.
+std::vector<TensorSpec> ListTensors(const ModelConfig& c);
+
+struct MlpWeights {
+  TensorView gate_proj, up_proj, down_proj;  // (F, C), (F, C), (C, F)
+};
+
+struct AttentionWeights {
+  TensorView q_a_proj;            // (q_lora_rank, C) — with q LoRA
+  const float* q_a_layernorm = nullptr;
+  TensorView q_b_proj;            // (H·Dqk, q_lora_rank)
+  TensorView q_proj;              // (H·Dqk, C) — without q LoRA
+  TensorView kv_a_proj_with_mqa;  // (R + Dr, C)
+  const float* kv_a_layernorm = nullptr;  // (R)
+  TensorView kv_b_proj;           // (H·(Dn + Dv), R)
+  TensorView o_proj;              // (C, H·Dv)
+};
+
+struct MoeWeights {
+  TensorView gate;                         // router (E, C)
+  const float* e_score_correction_bias = nullptr;  // (E), selection only
+  std::vector<MlpWeights> experts;         // E
+  bool has_shared = false;
+  MlpWeights shared_experts;               // width n_shared·moe_intermediate_size
+};
+
+struct LayerWeights {
+  const float* input_layernorm = nullptr;
+  const float* post_attention_layernorm = nullptr;
+  AttentionWeights attn;
+  bool is_moe = false;
+  MlpWeights mlp;  // dense layers
+  MoeWeights moe;  // MoE layers
+};
+
+struct ModelWeights {
+  TensorView embed_tokens;  // (V, C)
+  TensorView lm_head;       // (V, C) (the embedding when tied)
+  const float* norm = nullptr;
+  std::vector<LayerWeights> layers;
+
+  // Owns what the views point to when it is not a mapped checkpoint.
+  std::shared_ptr<io::Checkpoint> checkpoint;
+  std::deque<std::vector<float>> f32_storage;
+  std::deque<std::vector<uint8_t>> byte_storage;
+};
+
+// Binds every tensor of the main model from `ck`, checking each shape against the config. MTP
+// tensors are validated when present and otherwise ignored.
+Result<std::unique_ptr<ModelWeights>> LoadWeights(const ModelConfig& c,
+                                                  std::shared_ptr<io::Checkpoint> ck);
+
+struct InitOptions {
+  uint64_t seed = 0;
+  double std = 0.02;          // matrices ~ N(0, std²); norms = 1; correction bias = 0
+  DType dtype = DType::kBF16;  // storage dtype of matrices and embeddings
+  bool with_mtp = true;        // write the MTP module tensors too
+};
+
+// Writes a randomly initialized HF checkpoint directory (config.json + model.safetensors).
+Status WriteRandomCheckpoint(const ModelConfig& c, const InitOptions& opts, const std::string& dir);
+
+}  // namespace r1
