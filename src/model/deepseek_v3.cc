@@ -99,25 +99,35 @@ void DeepSeekV3::AttentionNaive(int64_t l, const float* x, int64_t T, const int3
 
 // = spec §3.3: attention against the latent cache, kv_b_proj absorbed into query and output.
 void DeepSeekV3::AttentionAbsorbed(int64_t l, const float* x, int64_t T, const int32_t* pos, float* h,
-                                   LatentCache* cache) const {
+                                   const std::vector<Segment>& segs) const {
   const ModelConfig& c = config_;
   const LayerWeights& lw = weights_->layers[l];
   const int64_t H = c.num_attention_heads, R = c.kv_lora_rank, Dr = c.qk_rope_head_dim;
   const int64_t Dn = c.qk_nope_head_dim, Dv = c.v_head_dim, Dqk = c.qk_head_dim();
-  const int64_t start = cache->length(), S = start + T;
   std::vector<float> q(static_cast<size_t>(T * H * Dqk));
   Query(lw, x, T, pos, q.data());
-  LatentKv(lw, x, T, pos, cache->c(l) + start * R, cache->kpe(l) + start * Dr);
+  // New latents and rope keys go straight to the end of each sequence's cache.
+  std::vector<float> lat(static_cast<size_t>(T * R)), kpe(static_cast<size_t>(T * Dr));
+  LatentKv(lw, x, T, pos, lat.data(), kpe.data());
+  for (const Segment& sg : segs) {
+    const int64_t start = sg.cache->length();
+    std::copy_n(lat.data() + sg.row0 * R, sg.n * R, sg.cache->c(l) + start * R);
+    std::copy_n(kpe.data() + sg.row0 * Dr, sg.n * Dr, sg.cache->kpe(l) + start * Dr);
+  }
   // q_lat (T, H, R) = W_UKᵀ q_nope; q_pe (T, H, Dr) gathered contiguous.
   std::vector<float> q_lat(static_cast<size_t>(T * H * R)), q_pe(static_cast<size_t>(T * H * Dr));
   k::MlaAbsorbQuery(q.data(), H * Dqk, Dqk, lw.attn.kv_b_proj, T, H, Dn, Dv, q_lat.data());
   for (int64_t i = 0; i < T * H; ++i) std::copy_n(q.data() + i * Dqk + Dn, Dr, q_pe.data() + i * Dr);
-  std::vector<int32_t> kpos(static_cast<size_t>(S));
-  std::iota(kpos.begin(), kpos.end(), 0);
   std::vector<float> o_lat(static_cast<size_t>(T * H * R));
-  k::AttentionMask mask{pos, kpos.data(), nullptr, nullptr};
-  k::AttentionLatent(q_lat.data(), q_pe.data(), cache->c(l), cache->kpe(l), T, S, H, R, Dr, softmax_scale_, mask,
-                     o_lat.data());
+  std::vector<int32_t> kpos;
+  for (const Segment& sg : segs) {
+    const int64_t S = sg.cache->length() + sg.n;
+    kpos.resize(static_cast<size_t>(S));
+    std::iota(kpos.begin(), kpos.end(), 0);
+    k::AttentionMask mask{pos + sg.row0, kpos.data(), nullptr, nullptr};
+    k::AttentionLatent(q_lat.data() + sg.row0 * H * R, q_pe.data() + sg.row0 * H * Dr, sg.cache->c(l),
+                       sg.cache->kpe(l), sg.n, S, H, R, Dr, softmax_scale_, mask, o_lat.data() + sg.row0 * H * R);
+  }
   std::vector<float> o(static_cast<size_t>(T * H * Dv));
   k::MlaAbsorbOutput(o_lat.data(), lw.attn.kv_b_proj, T, H, Dn, Dv, o.data());
   k::MatMul(o.data(), T, lw.attn.o_proj, h, /*accumulate=*/true);
@@ -169,8 +179,8 @@ void DeepSeekV3::FeedForward(const LayerWeights& lw, const float* x, int64_t T, 
   else Mlp(lw.mlp, x, T, h, /*accumulate=*/true);
 }
 
-void DeepSeekV3::Run(const int32_t* ids, int64_t T, const int32_t* pos, bool absorbed, LatentCache* cache,
-                     float* logits, bool last_only) const {
+void DeepSeekV3::Run(const int32_t* ids, int64_t T, const int32_t* pos, bool absorbed,
+                     const std::vector<Segment>& segs, float* logits, bool last_only) const {
   const ModelConfig& c = config_;
   const int64_t C = c.hidden_size;
   const float eps = static_cast<float>(c.rms_norm_eps);
@@ -179,40 +189,80 @@ void DeepSeekV3::Run(const int32_t* ids, int64_t T, const int32_t* pos, bool abs
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const LayerWeights& lw = weights_->layers[l];
     k::RmsNorm(h.data(), lw.input_layernorm, T, C, eps, x.data());
-    if (absorbed) AttentionAbsorbed(l, x.data(), T, pos, h.data(), cache);
-    else AttentionNaive(l, x.data(), T, pos, h.data(), cache);
+    if (absorbed) AttentionAbsorbed(l, x.data(), T, pos, h.data(), segs);
+    else AttentionNaive(l, x.data(), T, pos, h.data(), segs.empty() ? nullptr : segs[0].cache);
     k::RmsNorm(h.data(), lw.post_attention_layernorm, T, C, eps, x.data());
     FeedForward(lw, x.data(), T, h.data());
   }
-  if (cache) cache->Advance(T);
-  const int64_t first = last_only ? T - 1 : 0;
-  k::RmsNorm(h.data() + first * C, weights_->norm, T - first, C, eps, x.data());
-  k::MatMul(x.data(), T - first, weights_->lm_head, logits);
+  for (const Segment& sg : segs)
+    if (sg.cache) sg.cache->Advance(sg.n);
+  if (!last_only) {
+    k::RmsNorm(h.data(), weights_->norm, T, C, eps, x.data());
+    k::MatMul(x.data(), T, weights_->lm_head, logits);
+    return;
+  }
+  // The last row of every segment.
+  const int64_t n = static_cast<int64_t>(segs.size());
+  for (int64_t i = 0; i < n; ++i)
+    k::RmsNorm(h.data() + (segs[i].row0 + segs[i].n - 1) * C, weights_->norm, 1, C, eps, x.data() + i * C);
+  k::MatMul(x.data(), n, weights_->lm_head, logits);
 }
 
 void DeepSeekV3::Forward(const int32_t* ids, int64_t T, float* logits, LatentCache* cache) const {
   std::vector<int32_t> pos(static_cast<size_t>(T));
   std::iota(pos.begin(), pos.end(), 0);
-  if (cache) R1_CHECK(cache->length() == 0 && cache->capacity() >= T);
-  Run(ids, T, pos.data(), /*absorbed=*/false, cache, logits, /*last_only=*/false);
+  std::vector<Segment> segs;
+  if (cache) {
+    R1_CHECK(cache->length() == 0 && cache->capacity() >= T);
+    segs.push_back({cache, 0, T});
+  }
+  Run(ids, T, pos.data(), /*absorbed=*/false, segs, logits, /*last_only=*/false);
 }
 
-Status DeepSeekV3::Decode(const int32_t* ids, int64_t T, LatentCache* cache, float* logits, bool last_only) const {
-  const int64_t start = cache->length();
-  if (start + T > cache->capacity())
-    return OutOfRange("the sequence needs " + std::to_string(start + T) + " positions but the cache holds " +
-                      std::to_string(cache->capacity()));
-  if (start + T > config_.max_position_embeddings)
-    return OutOfRange("the sequence needs " + std::to_string(start + T) +
+Status DeepSeekV3::CheckAppend(const LatentCache& cache, int64_t n) const {
+  const int64_t need = cache.length() + n;
+  if (need > cache.capacity())
+    return OutOfRange("the sequence needs " + std::to_string(need) + " positions but the cache holds " +
+                      std::to_string(cache.capacity()));
+  if (need > config_.max_position_embeddings)
+    return OutOfRange("the sequence needs " + std::to_string(need) +
                       " positions, over the model's max_position_embeddings " +
                       std::to_string(config_.max_position_embeddings));
-  for (int64_t t = 0; t < T; ++t)
-    if (ids[t] < 0 || ids[t] >= config_.vocab_size)
+  return Status::Ok();
+}
+
+namespace {
+Status CheckIds(const int32_t* ids, int64_t n, int64_t vocab) {
+  for (int64_t t = 0; t < n; ++t)
+    if (ids[t] < 0 || ids[t] >= vocab)
       return InvalidArgument("token id " + std::to_string(ids[t]) + " is outside the vocabulary (" +
-                             std::to_string(config_.vocab_size) + ")");
+                             std::to_string(vocab) + ")");
+  return Status::Ok();
+}
+}  // namespace
+
+Status DeepSeekV3::Decode(const int32_t* ids, int64_t T, LatentCache* cache, float* logits, bool last_only) const {
+  R1_RETURN_IF_ERROR(CheckAppend(*cache, T));
+  R1_RETURN_IF_ERROR(CheckIds(ids, T, config_.vocab_size));
+  const int64_t start = cache->length();
   std::vector<int32_t> pos(static_cast<size_t>(T));
   std::iota(pos.begin(), pos.end(), static_cast<int32_t>(start));
-  Run(ids, T, pos.data(), /*absorbed=*/true, cache, logits, last_only);
+  Run(ids, T, pos.data(), /*absorbed=*/true, {Segment{cache, 0, T}}, logits, last_only);
+  return Status::Ok();
+}
+
+Status DeepSeekV3::DecodeBatch(const int32_t* ids, int64_t B, LatentCache* const* caches, float* logits) const {
+  R1_RETURN_IF_ERROR(CheckIds(ids, B, config_.vocab_size));
+  std::vector<int32_t> pos(static_cast<size_t>(B));
+  std::vector<Segment> segs;
+  for (int64_t b = 0; b < B; ++b) {
+    R1_RETURN_IF_ERROR(CheckAppend(*caches[b], 1).WithContext("sequence " + std::to_string(b)));
+    for (int64_t j = 0; j < b; ++j)
+      if (caches[j] == caches[b]) return InvalidArgument("DecodeBatch: one cache given twice");
+    pos[b] = static_cast<int32_t>(caches[b]->length());
+    segs.push_back({caches[b], b, 1});
+  }
+  Run(ids, B, pos.data(), /*absorbed=*/true, segs, logits, /*last_only=*/false);
   return Status::Ok();
 }
 

@@ -37,14 +37,26 @@ class DeepSeekV3 {
   // logits: (T, V), or (1, V) for the last token only when last_only.
   Status Decode(const int32_t* ids, int64_t T, LatentCache* cache, float* logits, bool last_only = false) const;
 
+  // One decode step for B independent sequences: ids[b] is appended to caches[b] at its own
+  // position. All matrix products run on the B rows together; attention runs per sequence.
+  // logits: (B, V).
+  Status DecodeBatch(const int32_t* ids, int64_t B, LatentCache* const* caches, float* logits) const;
+
   LatentCache NewCache(int64_t capacity) const {
     return LatentCache(config_.num_hidden_layers, capacity, config_.kv_lora_rank, config_.qk_rope_head_dim);
   }
 
  private:
-  // Adds the attention output of layer l to h (T, C), naive or absorbed.
+  // Rows [row0, row0 + n) of a batch belong to one sequence whose cache is `cache`.
+  struct Segment {
+    LatentCache* cache;
+    int64_t row0, n;
+  };
+  // Adds the attention output of layer l to h (T, C), naive (one sequence) or absorbed.
   void AttentionNaive(int64_t l, const float* x, int64_t T, const int32_t* pos, float* h, LatentCache* cache) const;
-  void AttentionAbsorbed(int64_t l, const float* x, int64_t T, const int32_t* pos, float* h, LatentCache* cache) const;
+  void AttentionAbsorbed(int64_t l, const float* x, int64_t T, const int32_t* pos, float* h,
+                         const std::vector<Segment>& segs) const;
+  Status CheckAppend(const LatentCache& cache, int64_t n) const;
   // q (T, H, Dqk) with RoPE applied to its rope part.
   void Query(const LayerWeights& lw, const float* x, int64_t T, const int32_t* pos, float* q) const;
   // c (T, R) normalized latent and kpe (T, Dr) rotated rope key, written with the given row strides.
@@ -53,8 +65,11 @@ class DeepSeekV3 {
   void FeedForward(const LayerWeights& lw, const float* x, int64_t T, float* h) const;
   void Mlp(const MlpWeights& w, const float* x, int64_t T, float* out, bool accumulate) const;
   void Moe(const MoeWeights& w, const float* x, int64_t T, float* h) const;
-  // Runs all layers over embedded h (T, C) at positions pos, then the final norm and head.
-  void Run(const int32_t* ids, int64_t T, const int32_t* pos, bool absorbed, LatentCache* cache,
+  // Runs all layers over ids (T) at positions pos, then the final norm and head. Naive attention
+  // treats the rows as one sequence (segs: at most one, its cache filled if given); absorbed
+  // attention runs each segment against its own cache. logits: (T, V), or one row per segment
+  // (its last) when last_only.
+  void Run(const int32_t* ids, int64_t T, const int32_t* pos, bool absorbed, const std::vector<Segment>& segs,
            float* logits, bool last_only) const;
 
   ModelConfig config_;

@@ -129,6 +129,42 @@ TEST_P(ModelRefTest, AbsorbedDecodeEqualsNaiveForward) {
   EXPECT_EQ(m.Decode(&one, 1, &c2, step.data()).code(), StatusCode::kOutOfRange);
 }
 
+TEST_P(ModelRefTest, BatchedDecodeEqualsSingleSequences) {
+  Fixture f = LoadFixture(GetParam());
+  auto model = DeepSeekV3::Load(f.dir);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  const DeepSeekV3& m = **model;
+  const int64_t V = m.config().vocab_size;
+  // Three sequences at different positions: prompts of 3, 7 and 11 tokens from the fixture ids.
+  const std::vector<int64_t> lens = {3, 7, 11};
+  std::vector<LatentCache> caches;
+  std::vector<std::vector<float>> expected;
+  for (int64_t n : lens) {
+    caches.push_back(m.NewCache(32));
+    std::vector<float> lg(static_cast<size_t>(n * V));
+    m.Forward(f.ids.data() + n, n, lg.data(), &caches.back());
+    // What a lone sequence produces for its next token (ids[0]).
+    LatentCache alone = m.NewCache(32);
+    std::vector<float> tmp(static_cast<size_t>(n * V)), next(static_cast<size_t>(V));
+    m.Forward(f.ids.data() + n, n, tmp.data(), &alone);
+    ASSERT_TRUE(m.Decode(&f.ids[0], 1, &alone, next.data()).ok());
+    expected.push_back(next);
+  }
+  std::vector<LatentCache*> ptrs = {&caches[0], &caches[1], &caches[2]};
+  const int32_t ids[3] = {f.ids[0], f.ids[0], f.ids[0]};
+  std::vector<float> out(static_cast<size_t>(3 * V));
+  ASSERT_TRUE(m.DecodeBatch(ids, 3, ptrs.data(), out.data()).ok());
+  for (int b = 0; b < 3; ++b) {
+    EXPECT_EQ(caches[b].length(), lens[b] + 1);
+    double err = 0;
+    for (int64_t v = 0; v < V; ++v) err = std::max(err, static_cast<double>(std::fabs(out[b * V + v] - expected[b][v])));
+    EXPECT_LT(err, 1e-5) << "sequence " << b;
+  }
+  // The same cache twice is refused.
+  std::vector<LatentCache*> dup = {&caches[0], &caches[0]};
+  EXPECT_FALSE(m.DecodeBatch(ids, 2, dup.data(), out.data()).ok());
+}
+
 INSTANTIATE_TEST_SUITE_P(Fixtures, ModelRefTest,
                          ::testing::Values("tiny-f32-qlora", "tiny-bf16-direct-q", "tiny-fp8", "tiny-plain-rope"),
                          [](const auto& info) {
