@@ -302,8 +302,10 @@ void Gemv(const float* x, const TensorView& w, float* out, bool accumulate) {
     GemvRowsPrepared(xp, w, 0, N, out, accumulate);
     return;
   }
+  // Dynamic: on shared cores a thread that another process delays holds up one 16-row chunk,
+  // not a fixed half of the matrix; in the memory-bound steady state it costs nothing.
   constexpr int64_t kChunk = 16;  // a multiple of kRows
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 1)
   for (int64_t n0 = 0; n0 < N; n0 += kChunk)
     GemvRowsPrepared(xp, w, n0, std::min(N, n0 + kChunk), out, accumulate);
 }
