@@ -16,6 +16,8 @@
 #include "io/ids.h"
 #include "kernels/bandwidth.h"
 #include "model/deepseek_v3.h"
+#include "tokenizer/stream_decoder.h"
+#include "tokenizer/tokenizer.h"
 
 namespace r1::cli {
 namespace {
@@ -159,18 +161,32 @@ struct GenerateArgs {
 
 Status RunGenerate(const ModelArgs& a, const GenerateArgs& g, const CommonOptions& common) {
   if (g.ids_path.empty() == g.prompt.empty()) return UsageError("give exactly one of --ids FILE or --prompt TEXT");
-  if (!g.prompt.empty())
-    return Unimplemented("--prompt needs a tokenizer; this build has none wired to generate yet (use --ids)");
   R1_ASSIGN_OR_RETURN(auto model, LoadModel(a));
-  R1_ASSIGN_OR_RETURN(std::vector<int32_t> prompt, io::ReadIdsFile(g.ids_path));
+  // The tokenizer, when the checkpoint directory has one: --prompt needs it; with --ids it turns
+  // the output into text too.
+  std::unique_ptr<tok::Tokenizer> tokenizer;
+  if (FileExists(a.model + "/tokenizer.json")) {
+    R1_ASSIGN_OR_RETURN(tokenizer, tok::Tokenizer::Load(a.model));
+  } else if (!g.prompt.empty()) {
+    return InvalidArgument(a.model + ": --prompt needs a tokenizer.json in the model directory (or use --ids)");
+  }
+  std::vector<int32_t> prompt;
+  if (!g.prompt.empty()) {
+    prompt = tokenizer->Encode(g.prompt, /*add_special_tokens=*/true);
+  } else {
+    R1_ASSIGN_OR_RETURN(prompt, io::ReadIdsFile(g.ids_path));
+  }
   GenerateOptions opts;
   opts.max_new_tokens = g.max_new_tokens;
   opts.sampling = SamplingParams{g.temperature, g.top_p, g.top_k, g.seed};
   if (!g.ignore_eos) opts.stop_ids.push_back(static_cast<int32_t>(model->config().eos_token_id));
   bool first = true;
+  std::unique_ptr<tok::StreamDecoder> stream_text;
+  if (tokenizer) stream_text = std::make_unique<tok::StreamDecoder>(*tokenizer);
   auto stream = [&](int32_t id) {
     if (!common.json) {
-      std::printf(first ? "%d" : " %d", id);
+      if (stream_text) std::fputs(stream_text->Push(id).c_str(), stdout);
+      else std::printf(first ? "%d" : " %d", id);
       std::fflush(stdout);
       first = false;
     }
@@ -183,8 +199,11 @@ Status RunGenerate(const ModelArgs& a, const GenerateArgs& g, const CommonOption
           res.ids.size(), res.decode_seconds, n > 1 ? (n - 1) / std::max(res.decode_seconds, 1e-9) : 0.0,
           res.stopped ? ", stopped at end-of-sequence" : "");
   if (common.json) {
-    std::printf("%s\n", json({{"ids", res.ids}}).dump().c_str());
+    json out = {{"ids", res.ids}};
+    if (tokenizer) out["text"] = tokenizer->Decode(res.ids);
+    std::printf("%s\n", out.dump().c_str());
   } else {
+    if (stream_text) std::fputs(stream_text->Finish().c_str(), stdout);
     std::printf("\n");
   }
   return Status::Ok();

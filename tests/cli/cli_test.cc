@@ -116,5 +116,36 @@ TEST(Cli, NewModelThenGenerate) {
   std::filesystem::remove_all(d);
 }
 
+TEST(Cli, GeneratePromptTextWithTokenizer) {
+  namespace fs = std::filesystem;
+  const std::string d = ::testing::TempDir() + "/r1_cli_tokmodel";
+  fs::remove_all(d);
+  fs::create_directories(d);
+  std::string corpus;
+  for (int i = 0; i < 200; ++i) corpus += "the quick brown fox jumps over the lazy dog " + std::to_string(i * 37) + "\n";
+  ASSERT_TRUE(WriteFileAtomic(d + "/corpus.txt", corpus).ok());
+  CmdResult r = R1("tokenizer train --corpus " + d + "/corpus.txt --vocab-size 320 --out " + d + "/model");
+  ASSERT_EQ(r.code, 0) << r.err;
+  // A tiny model whose vocabulary covers the tokenizer's.
+  r = R1("new-model --preset tiny --out " + d + "/base");
+  ASSERT_EQ(r.code, 0) << r.err;
+  json cfg = json::parse(ReadFileToString(d + "/base/config.json").value());
+  cfg["vocab_size"] = 320;
+  ASSERT_TRUE(WriteFileAtomic(d + "/config.json", cfg.dump()).ok());
+  r = R1("new-model --config " + d + "/config.json --out " + d + "/model --seed 5");
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = R1("generate " + d + "/model --prompt 'the quick brown' --max-new-tokens 6 --ignore-eos --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json out = json::parse(r.out);
+  EXPECT_EQ(out["ids"].size(), 6u);
+  ASSERT_TRUE(out.contains("text"));
+  EXPECT_TRUE(out["text"].is_string());
+  // Without a tokenizer, --prompt is a clear error.
+  r = R1("generate " + d + "/base --prompt hi --max-new-tokens 2");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("tokenizer.json"), std::string::npos) << r.err;
+  fs::remove_all(d);
+}
+
 }  // namespace
 }  // namespace r1
