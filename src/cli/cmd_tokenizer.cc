@@ -6,6 +6,7 @@
 //       one JSON string per input (a JSONL input line is one JSON array of ids)
 //   r1 chat-template --tokenizer PATH --messages FILE.json [--add-generation-prompt]
 //   r1 tokenizer train --corpus FILE... --vocab-size N --out DIR [--digits single|group3]
+#include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -96,12 +97,17 @@ Status RunTokenize(const TokenizeArgs& a, const CommonOptions& common) {
         ParseInput(lines[i], a.decode, StrFormat("%s:%zu", a.jsonl.c_str(), i + 1), &inputs[i]));
   }
   std::vector<std::string> outputs(lines.size());
+  size_t text_bytes = 0;  // bytes of the texts (encode) or of the id lines (decode)
+  for (size_t i = 0; i < lines.size(); ++i) {
+    text_bytes += a.decode ? lines[i].size() : inputs[i].get_ref<const std::string&>().size();
+  }
   Timer timer;
 #pragma omp parallel for schedule(dynamic, 16)
   for (size_t i = 0; i < lines.size(); ++i) outputs[i] = Process(*t, a, inputs[i]);
   for (const std::string& o : outputs) std::printf("%s\n", o.c_str());
-  LogInfo("%s %zu lines (%zu bytes) in %.3f s", a.decode ? "decoded" : "encoded", lines.size(),
-          data.size(), timer.Seconds());
+  const double sec = timer.Seconds();
+  LogInfo("%s %zu lines (%zu bytes) in %.3f s: %.2f MB/s", a.decode ? "decoded" : "encoded",
+          lines.size(), text_bytes, sec, text_bytes / 1e6 / std::max(sec, 1e-9));
   return Status::Ok();
 }
 

@@ -66,7 +66,7 @@ struct BpeModel::Cache {
   static constexpr size_t kMaxEntriesPerShard = 1 << 14;
   struct Shard {
     std::mutex mu;
-    std::unordered_map<std::string, std::vector<int32_t>> map;
+    std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>> map;
   };
   std::array<Shard, kShards> shards;
 };
@@ -168,7 +168,7 @@ Result<BpeModel> BpeModel::FromJson(const json& j) {
 }
 
 int32_t BpeModel::TokenId(std::string_view bytes) const {
-  auto it = ids_.find(std::string(bytes));
+  auto it = ids_.find(bytes);
   return it == ids_.end() ? -1 : it->second;
 }
 
@@ -193,7 +193,7 @@ void BpeModel::Encode(std::string_view piece, std::vector<int32_t>* out) const {
   if (cacheable) {
     shard = &cache_->shards[std::hash<std::string_view>{}(piece) % Cache::kShards];
     std::lock_guard<std::mutex> lock(shard->mu);
-    auto it = shard->map.find(std::string(piece));
+    auto it = shard->map.find(piece);
     if (it != shard->map.end()) {
       out->insert(out->end(), it->second.begin(), it->second.end());
       return;
@@ -255,7 +255,10 @@ void BpeModel::MergeSymbolsHeap(std::vector<int32_t>* symbols) const {
     int32_t id;
     bool operator>(const Item& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
   };
-  std::priority_queue<Item, std::vector<Item>, std::greater<Item>> heap;
+  std::vector<Item> storage;
+  storage.reserve(2 * n);
+  std::priority_queue<Item, std::vector<Item>, std::greater<Item>> heap(std::greater<Item>(),
+                                                                       std::move(storage));
   auto push = [&](int pos) {
     if (pos < 0 || next[pos] < 0) return;
     if (const MergeTable::Entry* e = merges_->Find(s[pos], s[next[pos]])) {

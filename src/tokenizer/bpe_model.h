@@ -55,7 +55,12 @@ class BpeModel {
   void MergeSymbolsHeap(std::vector<int32_t>* symbols) const;
 
   std::vector<std::string> bytes_;                      // id -> raw bytes
-  std::unordered_map<std::string, int32_t> ids_;        // raw bytes -> id
+  // Heterogeneous lookup: find(string_view) without building a std::string.
+  struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> ids_;  // bytes -> id
   std::array<int32_t, 256> byte_ids_{};                 // single bytes -> id (-1 if absent)
   std::unique_ptr<MergeTable> merges_;
   size_t num_merges_ = 0;

@@ -161,11 +161,11 @@ Result<PreTokenizer> PreTokenizer::FromJson(const json& j) {
 
 void PreTokenizer::Split(std::string_view text, std::vector<std::string_view>* pieces,
                          std::deque<std::string>* arena) const {
-  std::vector<std::string_view> cur{text};
-  std::vector<std::string_view> next;
-  std::vector<Span> matches;
-  std::vector<std::pair<Span, bool>> segments;
-  std::vector<Span> kept;
+  // Scratch buffers reused across calls on this thread: Split runs once per text section.
+  thread_local std::vector<std::string_view> cur, next;
+  thread_local std::vector<Span> matches, kept;
+  thread_local std::vector<std::pair<Span, bool>> segments;
+  cur.assign(1, text);
   for (const Step& step : steps_) {
     next.clear();
     for (std::string_view piece : cur) {

@@ -17,8 +17,10 @@ void Tokenizer::EncodeText(std::string_view text, std::vector<int32_t>* out) con
     normalized = NfcNormalize(text);
     text = normalized;
   }
-  std::vector<std::string_view> pieces;
-  std::deque<std::string> arena;
+  thread_local std::vector<std::string_view> pieces;
+  thread_local std::deque<std::string> arena;  // only holds pieces given a prefix space
+  pieces.clear();
+  arena.clear();
   pre_tokenizer_.Split(text, &pieces, &arena);
   for (std::string_view piece : pieces) model_.Encode(piece, out);
 }
