@@ -38,7 +38,7 @@ class Config:
         self.vocab_size = d["vocab_size"]
         self.hidden_size = d["hidden_size"]
         self.intermediate_size = d["intermediate_size"]
-        self.moe_intermediate_size = d["moe_intermediate_size"]
+        self.moe_intermediate_size = d.get("moe_intermediate_size")  # absent in all-dense configs
         self.num_hidden_layers = d["num_hidden_layers"]
         self.first_k_dense_replace = d.get("first_k_dense_replace", 0)
         self.moe_layer_freq = d.get("moe_layer_freq", 1)
@@ -71,7 +71,8 @@ class Config:
 
     def is_moe_layer(self, layer):
         # = HF DeepseekV3DecoderLayer: MoE iff experts exist, layer >= first_k_dense_replace, layer % freq == 0
-        return (self.n_routed_experts is not None and layer >= self.first_k_dense_replace
+        # (n_routed_experts null, absent or 0 -> every layer dense)
+        return (bool(self.n_routed_experts) and layer >= self.first_k_dense_replace
                 and layer % self.moe_layer_freq == 0)
 
 
