@@ -160,10 +160,16 @@ def make_batch(cfg, gen):
     return ids.tolist(), targets.tolist(), doc.tolist()
 
 
-def write_json(path, d):
+def write_json(path, d, depth=0):
+    """JSON with one key per line down to nested dicts; lists stay on one line."""
+    def fmt(v, ind):
+        if isinstance(v, dict):
+            pad = "  " * (ind + 1)
+            items = [f"{pad}{json.dumps(k)}: {fmt(x, ind + 1)}" for k, x in v.items()]
+            return "{\n" + ",\n".join(items) + "\n" + "  " * ind + "}"
+        return json.dumps(v)
     with open(path, "w") as f:
-        json.dump(d, f, indent=1)
-        f.write("\n")
+        f.write(fmt(d, depth) + "\n")
 
 
 # ----------------------------------------------------------------------------------------------------------------
