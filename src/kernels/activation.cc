@@ -32,4 +32,13 @@ void SwiGLU(const float* gate, const float* up, float* out, int64_t n) {
   }
 }
 
+void SwiGLUBackward(const float* gate, const float* up, const float* dout, float* dgate, float* dup, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i], u = up[i], s = 1.0f / (1.0f + std::exp(-g));
+    const float dg = dout[i] * u * s * (1.0f + g * (1.0f - s));
+    dup[i] = dout[i] * g * s;
+    dgate[i] = dg;
+  }
+}
+
 }  // namespace r1::kernels

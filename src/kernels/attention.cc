@@ -48,6 +48,37 @@ void AttentionNaive(const float* q, const float* k, const float* v, int64_t T, i
   }
 }
 
+void AttentionNaiveBackward(const float* q, const float* k, const float* v, const float* probs, const float* dout,
+                            int64_t T, int64_t S, int64_t H, int64_t Dk, int64_t Dv, float scale, float* dq,
+                            float* dk, float* dv) {
+  const int iT = static_cast<int>(T), iS = static_cast<int>(S);
+  const int ldk = static_cast<int>(H * Dk), ldv = static_cast<int>(H * Dv);
+  std::vector<float> dp(static_cast<size_t>(T * S));
+  for (int64_t h = 0; h < H; ++h) {
+    const float* p = probs + h * T * S;
+    // dP (T, S) = dout_h (T, Dv) · v_h (S, Dv)ᵀ
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, iT, iS, static_cast<int>(Dv), 1.0f, dout + h * Dv, ldv,
+                v + h * Dv, ldv, 0.0f, dp.data(), iS);
+    // dv_h (S, Dv) = P (T, S)ᵀ · dout_h (T, Dv)
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, iS, static_cast<int>(Dv), iT, 1.0f, p, iS, dout + h * Dv,
+                ldv, 0.0f, dv + h * Dv, ldv);
+    // dS = P ⊙ (dP − rowsum(dP ⊙ P)), in place in dp
+    for (int64_t t = 0; t < T; ++t) {
+      const float* pr = p + t * S;
+      float* dr = dp.data() + t * S;
+      double dot = 0.0;
+      for (int64_t s = 0; s < S; ++s) dot += static_cast<double>(dr[s]) * pr[s];
+      const float d = static_cast<float>(dot);
+      for (int64_t s = 0; s < S; ++s) dr[s] = pr[s] * (dr[s] - d);
+    }
+    // dq_h (T, Dk) = scale · dS (T, S) · k_h (S, Dk);  dk_h (S, Dk) = scale · dSᵀ · q_h (T, Dk)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, iT, static_cast<int>(Dk), iS, scale, dp.data(), iS,
+                k + h * Dk, ldk, 0.0f, dq + h * Dk, ldk);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, iS, static_cast<int>(Dk), iT, scale, dp.data(), iS,
+                q + h * Dk, ldk, 0.0f, dk + h * Dk, ldk);
+  }
+}
+
 void AttentionLatent(const float* q_lat, const float* q_pe, const float* c, const float* kpe,
                      int64_t T, int64_t S, int64_t H, int64_t R, int64_t Dr, float scale,
                      const AttentionMask& mask, float* o_lat) {

@@ -9,4 +9,7 @@ namespace r1::kernels {
 
 void Embedding(const TensorView& table, const int32_t* ids, int64_t T, float* out);
 
+// dtable (V, C) += dout rows scattered to ids.
+void EmbeddingBackward(const int32_t* ids, int64_t T, const float* dout, int64_t C, float* dtable);
+
 }  // namespace r1::kernels

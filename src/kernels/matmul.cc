@@ -336,4 +336,21 @@ void MatMul(const float* x, int64_t T, const TensorView& w, float* out, bool acc
   }
 }
 
+void GemvTransposedRows(const float* x, const TensorView& w, int64_t row_begin, int64_t row_end,
+                        float* out, bool accumulate) {
+  const int64_t K = w.cols();
+  if (!accumulate) std::fill(out, out + K, 0.0f);
+  std::vector<float> row(static_cast<size_t>(K));
+  for (int64_t n = row_begin; n < row_end; ++n) {
+    const float a = x[n - row_begin];
+    const float* __restrict src = row.data();
+    if (w.dtype == DType::kF32) {
+      src = static_cast<const float*>(w.data) + n * K;
+    } else {
+      w.RowToF32(n, row.data());
+    }
+    for (int64_t c = 0; c < K; ++c) out[c] += a * src[c];
+  }
+}
+
 }  // namespace r1::kernels

@@ -13,7 +13,8 @@ namespace r1::kernels {
 void RouteV3(const float* logits, const float* bias, int64_t T, const RouterParams& p,
              int32_t* idx, float* weights, float* scores) {
   const int64_t E = p.n_experts, K = p.top_k, G = p.n_group;
-  R1_CHECK(E % G == 0 && K <= E && p.topk_group <= G);
+  R1_CHECK(E % G == 0 && p.topk_group <= G && K <= p.topk_group * (E / G))
+      << "top_k " << K << " exceeds the experts of " << p.topk_group << " groups";
   const int64_t per_group = E / G;
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 #pragma omp parallel if (T * E >= (1 << 14))
@@ -64,6 +65,53 @@ void RouteV3(const float* logits, const float* bias, int64_t T, const RouterPara
       }
     }
   }
+}
+
+void RouteV3Backward(const float* scores, const int32_t* idx, const float* dweights, int64_t T,
+                     const RouterParams& p, float* dscores) {
+  const int64_t E = p.n_experts, K = p.top_k;
+  const double R = p.routed_scaling_factor;
+  for (int64_t t = 0; t < T; ++t) {
+    const float* s = scores + t * E;
+    const int32_t* sel = idx + t * K;
+    const float* dw = dweights + t * K;
+    float* ds = dscores + t * E;
+    if (!p.norm_topk_prob) {
+      for (int64_t k = 0; k < K; ++k) ds[sel[k]] += static_cast<float>(R * dw[k]);
+      continue;
+    }
+    double z = 1e-20, dot = 0.0;
+    for (int64_t k = 0; k < K; ++k) z += s[sel[k]];
+    for (int64_t k = 0; k < K; ++k) dot += s[sel[k]] / z * dw[k];
+    for (int64_t k = 0; k < K; ++k) ds[sel[k]] += static_cast<float>(R / z * (dw[k] - dot));
+  }
+}
+
+void SigmoidBackward(const float* scores, const float* dscores, int64_t n, float* dlogits) {
+  for (int64_t i = 0; i < n; ++i) dlogits[i] = dscores[i] * scores[i] * (1.0f - scores[i]);
+}
+
+double BalanceLoss(const float* scores, const int32_t* idx, int64_t T, int64_t E, int64_t K, double alpha,
+                   double grad_scale, float* dscores) {
+  if (T == 0 || alpha == 0.0) return 0.0;
+  std::vector<double> f(static_cast<size_t>(E), 0.0), P(static_cast<size_t>(E), 0.0);
+  for (int64_t i = 0; i < T * K; ++i) f[idx[i]] += 1.0;
+  for (auto& v : f) v *= static_cast<double>(E) / (static_cast<double>(K) * static_cast<double>(T));
+  for (int64_t t = 0; t < T; ++t) {
+    const float* s = scores + t * E;
+    double z = 0.0;
+    for (int64_t e = 0; e < E; ++e) z += s[e];
+    for (int64_t e = 0; e < E; ++e) P[e] += s[e] / z / static_cast<double>(T);
+    if (!dscores) continue;
+    // d/ds_m of Σ_i g_i s_i/z with g_i = alpha·f_i/T: (g_m − Σ_i g_i s_i/z)/z
+    double gs = 0.0;
+    for (int64_t e = 0; e < E; ++e) gs += alpha * f[e] / static_cast<double>(T) * s[e] / z;
+    for (int64_t e = 0; e < E; ++e)
+      dscores[t * E + e] += static_cast<float>(grad_scale * (alpha * f[e] / static_cast<double>(T) - gs) / z);
+  }
+  double loss = 0.0;
+  for (int64_t e = 0; e < E; ++e) loss += f[e] * P[e];
+  return alpha * loss;
 }
 
 }  // namespace r1::kernels

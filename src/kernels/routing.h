@@ -24,4 +24,20 @@ struct RouterParams {
 void RouteV3(const float* logits, const float* bias, int64_t T, const RouterParams& p,
              int32_t* idx, float* weights, float* scores = nullptr);
 
+// Backward of the routing weights (the selection itself has no gradient, spec §10):
+// with w_k = R·s_k/Z (Z = Σ_{j∈S} s_j) when norm_topk_prob, else w_k = R·s_k,
+//   ds_m += (R/Z)·(dw_m − Σ_k (s_k/Z)·dw_k)   or   ds_m += R·dw_m,   for m in S.
+// scores: (T, E) saved sigmoid scores; idx, dweights: (T, K); dscores: (T, E), added to.
+void RouteV3Backward(const float* scores, const int32_t* idx, const float* dweights, int64_t T,
+                     const RouterParams& p, float* dscores);
+
+// dlogits (T·E) = dscores · s·(1 − s) (assigned).
+void SigmoidBackward(const float* scores, const float* dscores, int64_t n, float* dlogits);
+
+// DeepSeek-V3's complementary sequence-wise balance loss (spec §5.6) over the T tokens of one
+// sequence: f_i = E/(K·T)·#{t: i ∈ S_t} (constant), P_i = mean_t s_{i,t}/Σ_j s_{j,t},
+// loss = alpha·Σ_i f_i·P_i. Returns the loss; adds grad_scale·∂loss/∂s to dscores (T, E).
+double BalanceLoss(const float* scores, const int32_t* idx, int64_t T, int64_t E, int64_t K, double alpha,
+                   double grad_scale, float* dscores);
+
 }  // namespace r1::kernels
