@@ -183,9 +183,11 @@ void RegisterTokenizerCommands(CLI::App& app) {
                                &common, [] { return RunTokenize(a, common); });
     cmd->add_option("--tokenizer", a.tokenizer, "Directory with tokenizer.json, or the file")
         ->required();
-    a.text_opt = cmd->add_option("--text", a.text, "Text to encode (with --decode: a JSON array of ids)");
-    a.jsonl_opt = cmd->add_option("--jsonl", a.jsonl,
-                    "One JSON string per line (with --decode: one JSON array of ids per line)");
+    a.text_opt =
+        cmd->add_option("--text", a.text, "Text to encode (with --decode: a JSON array of ids)");
+    a.jsonl_opt =
+        cmd->add_option("--jsonl", a.jsonl,
+                        "One JSON string per line (with --decode: one JSON array of ids per line)");
     cmd->add_flag("--no-special", a.no_special,
                   "Add no BOS/EOS (special-token strings in the text are still recognized)");
     cmd->add_flag("--decode", a.decode, "Decode ids to text");
@@ -210,8 +212,9 @@ void RegisterTokenizerCommands(CLI::App& app) {
     static TrainArgs a;
     CLI::App* cmd = AddCommand(*group, "train", "Train a byte-level BPE tokenizer (R1 layout)",
                                &common, [] { return RunTrain(a, common); });
-    cmd->add_option("--corpus", a.corpus, "Text files to learn from")->required()->check(
-        CLI::ExistingFile);
+    cmd->add_option("--corpus", a.corpus, "Text files to learn from")
+        ->required()
+        ->check(CLI::ExistingFile);
     cmd->add_option("--vocab-size", a.vocab_size, "Total tokens, special tokens included")
         ->required();
     cmd->add_option("--out", a.out, "Output directory")->required();

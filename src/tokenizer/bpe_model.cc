@@ -2,9 +2,8 @@
 
 #include <algorithm>
 #include <functional>
-#include <queue>
-
 #include <nlohmann/json.hpp>
+#include <queue>
 
 #include "core/check.h"
 #include "core/log.h"
@@ -144,7 +143,8 @@ Result<BpeModel> BpeModel::FromJson(const json& j) {
       const std::string s = e.get<std::string>();
       const size_t sp = s.find(' ');
       if (sp == std::string::npos) {
-        return InvalidArgument(StrFormat("model.merges[%d]: \"%s\" is not \"a b\"", rank, s.c_str()));
+        return InvalidArgument(
+            StrFormat("model.merges[%d]: \"%s\" is not \"a b\"", rank, s.c_str()));
       }
       a = s.substr(0, sp);
       b = s.substr(sp + 1);
@@ -153,7 +153,8 @@ Result<BpeModel> BpeModel::FromJson(const json& j) {
       a = e[0].get<std::string>();
       b = e[1].get<std::string>();
     } else {
-      return InvalidArgument(StrFormat("model.merges[%d]: expected \"a b\" or [\"a\", \"b\"]", rank));
+      return InvalidArgument(
+          StrFormat("model.merges[%d]: expected \"a b\" or [\"a\", \"b\"]", rank));
     }
     auto ia = by_string.find(a), ib = by_string.find(b), ic = by_string.find(a + b);
     if (ia == by_string.end() || ib == by_string.end() || ic == by_string.end()) {
@@ -172,9 +173,7 @@ int32_t BpeModel::TokenId(std::string_view bytes) const {
   return it == ids_.end() ? -1 : it->second;
 }
 
-std::string BpeModel::TokenString(int32_t id) const {
-  return BytesToByteLevel(bytes_[id]);
-}
+std::string BpeModel::TokenString(int32_t id) const { return BytesToByteLevel(bytes_[id]); }
 
 void BpeModel::Encode(std::string_view piece, std::vector<int32_t>* out) const {
   if (piece.size() == 1) {
@@ -258,7 +257,7 @@ void BpeModel::MergeSymbolsHeap(std::vector<int32_t>* symbols) const {
   std::vector<Item> storage;
   storage.reserve(2 * n);
   std::priority_queue<Item, std::vector<Item>, std::greater<Item>> heap(std::greater<Item>(),
-                                                                       std::move(storage));
+                                                                        std::move(storage));
   auto push = [&](int pos) {
     if (pos < 0 || next[pos] < 0) return;
     if (const MergeTable::Entry* e = merges_->Find(s[pos], s[next[pos]])) {

@@ -11,12 +11,11 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "core/status.h"
 
@@ -54,14 +53,14 @@ class BpeModel {
   void MergeSymbols(std::vector<int32_t>* symbols) const;
   void MergeSymbolsHeap(std::vector<int32_t>* symbols) const;
 
-  std::vector<std::string> bytes_;                      // id -> raw bytes
+  std::vector<std::string> bytes_;  // id -> raw bytes
   // Heterogeneous lookup: find(string_view) without building a std::string.
   struct StringHash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
   std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> ids_;  // bytes -> id
-  std::array<int32_t, 256> byte_ids_{};                 // single bytes -> id (-1 if absent)
+  std::array<int32_t, 256> byte_ids_{};  // single bytes -> id (-1 if absent)
   std::unique_ptr<MergeTable> merges_;
   size_t num_merges_ = 0;
   bool ignore_merges_ = false;

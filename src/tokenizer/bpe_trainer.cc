@@ -1,11 +1,12 @@
 #include "tokenizer/bpe_trainer.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <deque>
-#include <queue>
-
 #include <nlohmann/json.hpp>
+#include <queue>
 
 #include "core/log.h"
 #include "tokenizer/byte_level.h"
@@ -15,6 +16,16 @@ namespace r1::tok {
 
 using json = nlohmann::json;
 
+namespace {
+// Progress on a terminal rewrites one line; into a file or pipe only every 64th update prints.
+bool StderrIsTty() {
+  static const bool tty = ::isatty(STDERR_FILENO) == 1;
+  return tty;
+}
+const char* ProgressEnd() { return StderrIsTty() ? "" : "\n"; }
+const char* ProgressStart() { return StderrIsTty() ? "\r" : ""; }
+}  // namespace
+
 const std::vector<SpecialTokenSpec>& R1LeadingSpecialTokens() {
   static const std::vector<SpecialTokenSpec> k = {
       {"<｜begin▁of▁sentence｜>", true}, {"<｜end▁of▁sentence｜>", true}, {"<｜▁pad▁｜>", true}};
@@ -22,37 +33,52 @@ const std::vector<SpecialTokenSpec>& R1LeadingSpecialTokens() {
 }
 
 const std::vector<SpecialTokenSpec>& R1TrailingSpecialTokens() {
-  static const std::vector<SpecialTokenSpec> k = {
-      {"<｜User｜>", false},          {"<｜Assistant｜>", false},        {"<think>", false},
-      {"</think>", false},           {"<|EOT|>", true},                 {"<｜fim▁hole｜>", false},
-      {"<｜fim▁begin｜>", false},     {"<｜fim▁end｜>", false},          {"<｜tool▁calls▁begin｜>", false},
-      {"<｜tool▁calls▁end｜>", false}, {"<｜tool▁call▁begin｜>", false},  {"<｜tool▁call▁end｜>", false},
-      {"<｜tool▁outputs▁begin｜>", false}, {"<｜tool▁outputs▁end｜>", false},
-      {"<｜tool▁output▁begin｜>", false},  {"<｜tool▁output▁end｜>", false}, {"<｜tool▁sep｜>", false}};
+  static const std::vector<SpecialTokenSpec> k = {{"<｜User｜>", false},
+                                                  {"<｜Assistant｜>", false},
+                                                  {"<think>", false},
+                                                  {"</think>", false},
+                                                  {"<|EOT|>", true},
+                                                  {"<｜fim▁hole｜>", false},
+                                                  {"<｜fim▁begin｜>", false},
+                                                  {"<｜fim▁end｜>", false},
+                                                  {"<｜tool▁calls▁begin｜>", false},
+                                                  {"<｜tool▁calls▁end｜>", false},
+                                                  {"<｜tool▁call▁begin｜>", false},
+                                                  {"<｜tool▁call▁end｜>", false},
+                                                  {"<｜tool▁outputs▁begin｜>", false},
+                                                  {"<｜tool▁outputs▁end｜>", false},
+                                                  {"<｜tool▁output▁begin｜>", false},
+                                                  {"<｜tool▁output▁end｜>", false},
+                                                  {"<｜tool▁sep｜>", false}};
   return k;
 }
 
 std::string TrainerPreTokenizerJson(DigitSplit digits) {
   // = DeepSeek-V3's tokenizer.json pre_tokenizer, with an optional single-digit split.
   const auto split = [](const std::string& regex) {
-    return json{{"type", "Split"}, {"pattern", {{"Regex", regex}}}, {"behavior", "Isolated"},
+    return json{{"type", "Split"},
+                {"pattern", {{"Regex", regex}}},
+                {"behavior", "Isolated"},
                 {"invert", false}};
   };
   json pre = {
       {"type", "Sequence"},
       {"pretokenizers",
-       json::array({split(digits == DigitSplit::kSingle ? "\\p{N}" : "\\p{N}{1,3}"),
-        split("[一-龥぀-ゟ゠-ヿ]+"),
-        split("[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?"
-              "[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+"),
-        {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true},
-         {"use_regex", false}}})}};
+       json::array(
+           {split(digits == DigitSplit::kSingle ? "\\p{N}" : "\\p{N}{1,3}"),
+            split("[一-龥぀-ゟ゠-ヿ]+"),
+            split("[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?"
+                  "[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+"),
+            {{"type", "ByteLevel"},
+             {"add_prefix_space", false},
+             {"trim_offsets", true},
+             {"use_regex", false}}})}};
   return pre.dump();
 }
 
 Result<std::unique_ptr<BpeTrainer>> BpeTrainer::Create(const BpeTrainerOptions& options) {
-  const int reserved = 256 + static_cast<int>(R1LeadingSpecialTokens().size() +
-                                              R1TrailingSpecialTokens().size());
+  const int reserved =
+      256 + static_cast<int>(R1LeadingSpecialTokens().size() + R1TrailingSpecialTokens().size());
   if (options.vocab_size <= reserved) {
     return InvalidArgument(StrFormat("--vocab-size must exceed %d (256 bytes + %d special tokens)",
                                      reserved, reserved - 256));
@@ -114,9 +140,9 @@ Status BpeTrainer::AddFile(const std::string& path) {
     if (cut == std::string::npos) continue;
     AddText(std::string_view(carry).substr(0, cut));
     carry.erase(0, cut);
-    if (options_.progress) {
-      std::fprintf(stderr, "\rr1: counting %s: %.1f MB, %zu distinct words", path.c_str(),
-                   done / 1e6, word_counts_.size());
+    if (options_.progress && (StderrIsTty() || (done >> 20) % 64 == 0)) {
+      std::fprintf(stderr, "%sr1: counting %s: %.1f MB, %zu distinct words%s", ProgressStart(),
+                   path.c_str(), done / 1e6, word_counts_.size(), ProgressEnd());
     }
   }
   const bool failed = std::ferror(f) != 0;
@@ -124,8 +150,8 @@ Status BpeTrainer::AddFile(const std::string& path) {
   if (failed) return IoError(path + ": read error");
   AddText(carry);
   if (options_.progress) {
-    std::fprintf(stderr, "\rr1: counted %s: %.1f MB, %zu distinct words in %.1f s\n", path.c_str(),
-                 done / 1e6, word_counts_.size(), timer.Seconds());
+    std::fprintf(stderr, "%sr1: counted %s: %.1f MB, %zu distinct words in %.1f s\n",
+                 ProgressStart(), path.c_str(), done / 1e6, word_counts_.size(), timer.Seconds());
   }
   return Status::Ok();
 }
@@ -265,17 +291,20 @@ Result<TrainedBpe> BpeTrainer::Train() {
     std::sort(touched.begin(), touched.end());
     touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
     for (uint64_t k : touched) heap.push({pair_count[k], k});
-    if (options_.progress && (out.merges.size() % 500 == 0 || static_cast<int>(out.tokens.size()) == target)) {
-      std::fprintf(stderr, "\rr1: merges %zu, vocabulary %zu/%d, last pair count %lld",
-                   out.merges.size(), out.tokens.size() + R1TrailingSpecialTokens().size(),
-                   options_.vocab_size, static_cast<long long>(current));
+    const size_t every = StderrIsTty() ? 500 : 5000;
+    if (options_.progress &&
+        (out.merges.size() % every == 0 || static_cast<int>(out.tokens.size()) == target)) {
+      std::fprintf(stderr, "%sr1: merges %zu, vocabulary %zu/%d, last pair count %lld%s",
+                   ProgressStart(), out.merges.size(),
+                   out.tokens.size() + R1TrailingSpecialTokens().size(), options_.vocab_size,
+                   static_cast<long long>(current), ProgressEnd());
     }
   }
   out.first_trailing_special = static_cast<int32_t>(out.tokens.size());
   for (const SpecialTokenSpec& s : R1TrailingSpecialTokens()) out.tokens.push_back(s.content);
   if (options_.progress) {
-    std::fprintf(stderr, "\nr1: trained %zu merges, %zu tokens in %.1f s\n", out.merges.size(),
-                 out.tokens.size(), timer.Seconds());
+    std::fprintf(stderr, "%sr1: trained %zu merges, %zu tokens in %.1f s\n",
+                 StderrIsTty() ? "\n" : "", out.merges.size(), out.tokens.size(), timer.Seconds());
   }
   return out;
 }

@@ -1,6 +1,7 @@
 // The GPT-2 byte-level alphabet: every byte 0..255 is shown as one printable code point so that
-// vocabularies can be stored as JSON text (= tokenizers' bytes_char / transformers' bytes_to_unicode).
-// Printable ASCII and Latin-1 bytes map to themselves; the other 68 bytes map to U+0100.. in order.
+// vocabularies can be stored as JSON text (= tokenizers' bytes_char / transformers'
+// bytes_to_unicode). Printable ASCII and Latin-1 bytes map to themselves; the other 68 bytes map to
+// U+0100.. in order.
 #pragma once
 
 #include <cstdint>

@@ -55,7 +55,8 @@ Result<std::vector<ChatMessage>> ParseChatMessages(const json& messages) {
       }
     }
     if (msg.content_is_null && (msg.role != "assistant" || msg.tool_calls.empty())) {
-      return InvalidArgument(where + ": content may be null only for an assistant turn with "
+      return InvalidArgument(where +
+                             ": content may be null only for an assistant turn with "
                              "tool_calls");
     }
     out.push_back(std::move(msg));
@@ -76,7 +77,8 @@ Result<std::string> RenderR1Chat(const std::vector<ChatMessage>& messages,
   // Template state; `tool_called` is never reset (the shipped template's namespace flag).
   bool tool_called = false, in_tool = false, first_output = true;
   auto call_text = [](const ToolCall& c) {
-    return c.type + "<｜tool▁sep｜>" + c.name + "\n```json\n" + c.arguments + "\n```<｜tool▁call▁end｜>";
+    return c.type + "<｜tool▁sep｜>" + c.name + "\n```json\n" + c.arguments +
+           "\n```<｜tool▁call▁end｜>";
   };
   for (const ChatMessage& m : messages) {
     if (m.role == "user") {
@@ -86,7 +88,8 @@ Result<std::string> RenderR1Chat(const std::vector<ChatMessage>& messages,
       in_tool = false;
       for (const ToolCall& c : m.tool_calls) {
         if (!tool_called) {
-          out += std::string(kAssistant) + "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>" + call_text(c);
+          out += std::string(kAssistant) + "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>" +
+                 call_text(c);
           tool_called = true;
         } else {
           out += "\n<｜tool▁call▁begin｜>" + call_text(c) + "<｜tool▁calls▁end｜>" + kEos;
@@ -108,7 +111,8 @@ Result<std::string> RenderR1Chat(const std::vector<ChatMessage>& messages,
     } else if (m.role == "tool") {
       in_tool = true;
       if (first_output) {
-        out += "<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>" + m.content + "<｜tool▁output▁end｜>";
+        out +=
+            "<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>" + m.content + "<｜tool▁output▁end｜>";
         first_output = false;
       } else {
         out += "\n<｜tool▁output▁begin｜>" + m.content + "<｜tool▁output▁end｜>";

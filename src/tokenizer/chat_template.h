@@ -3,16 +3,15 @@
 // and the parser that splits a completion into reasoning and answer.
 //
 // Rendering follows the shipped template (spec §8.2): BOS, the system prompts joined by "\n\n",
-// then "<｜User｜>"+text, "<｜Assistant｜>"+answer+"<｜end▁of▁sentence｜>" with earlier reasoning cut
-// off (only the text after the last "</think>" is kept), the V3 tool-call/tool-output blocks with
-// their quirks, and the generation prompt "<｜Assistant｜><think>\n".
+// then "<｜User｜>"+text, "<｜Assistant｜>"+answer+"<｜end▁of▁sentence｜>" with earlier reasoning
+// cut off (only the text after the last "</think>" is kept), the V3 tool-call/tool-output blocks
+// with their quirks, and the generation prompt "<｜Assistant｜><think>\n".
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "core/status.h"
 #include "tokenizer/tokenizer.h"

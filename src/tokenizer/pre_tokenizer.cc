@@ -1,7 +1,6 @@
 #include "tokenizer/pre_tokenizer.h"
 
 #include <algorithm>
-
 #include <nlohmann/json.hpp>
 
 #include "core/log.h"
@@ -133,8 +132,10 @@ Result<PreTokenizer> PreTokenizer::FromJson(const json& j) {
       } else if (pat.contains("String") && pat["String"].is_string()) {
         R1_ASSIGN_OR_RETURN(step.regex, Regex::Literal(pat["String"].get<std::string>()));
       } else {
-        return InvalidArgument("pre_tokenizer Split: pattern must be {\"Regex\": …} or "
-                               "{\"String\": …}, got " + pat.dump());
+        return InvalidArgument(
+            "pre_tokenizer Split: pattern must be {\"Regex\": …} or "
+            "{\"String\": …}, got " +
+            pat.dump());
       }
       R1_ASSIGN_OR_RETURN(step.behavior, ParseBehavior(node.value("behavior", json())));
       step.invert = GetBool(node, "invert", false);
@@ -142,7 +143,7 @@ Result<PreTokenizer> PreTokenizer::FromJson(const json& j) {
       // = pre_tokenizers/digits.rs: char::is_numeric runs, Isolated per digit or Contiguous.
       R1_ASSIGN_OR_RETURN(step.regex, Regex::Compile("\\p{N}"));
       step.behavior = GetBool(node, "individual_digits", false) ? SplitBehavior::kIsolated
-                                                                 : SplitBehavior::kContiguous;
+                                                                : SplitBehavior::kContiguous;
     } else if (type == "ByteLevel") {
       step.kind = Step::kByteLevel;
       step.add_prefix_space = GetBool(node, "add_prefix_space", true);
@@ -183,7 +184,8 @@ void PreTokenizer::Split(std::string_view text, std::vector<std::string_view>* p
       }
       step.regex->FindAll(piece, &matches);
       // Fast path for the common case: matches and gaps all kept, in order.
-      const bool isolated = step.kind == Step::kByteLevel || step.behavior == SplitBehavior::kIsolated;
+      const bool isolated =
+          step.kind == Step::kByteLevel || step.behavior == SplitBehavior::kIsolated;
       segments.clear();
       size_t prev = 0;
       for (const Span& m : matches) {

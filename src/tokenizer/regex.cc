@@ -119,8 +119,8 @@ void Regex::FindAll(std::string_view text, std::vector<Span>* out) const {
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   size_t start = 0;
   while (start <= text.size()) {
-    const int rc = pcre2_match(impl_->code, subject, text.size(), start, PCRE2_NO_UTF_CHECK, md,
-                               ts.ctx);
+    const int rc =
+        pcre2_match(impl_->code, subject, text.size(), start, PCRE2_NO_UTF_CHECK, md, ts.ctx);
     if (rc == PCRE2_ERROR_NOMATCH) break;
     R1_CHECK(rc >= 0) << "pcre2_match failed with " << rc << " on /" << pattern_ << "/";
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);

@@ -100,7 +100,7 @@ int32_t Tokenizer::vocab_size() const {
 std::string CleanUpTokenization(std::string text) {
   // = transformers' clean_up_tokenization; each rule is a plain left-to-right replace-all.
   static const std::pair<const char*, const char*> kRules[] = {
-      {" .", "."},   {" ?", "?"},     {" !", "!"},     {" ,", ","},     {" ' ", "'"},
+      {" .", "."},     {" ?", "?"},   {" !", "!"},   {" ,", ","},     {" ' ", "'"},
       {" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
   for (const auto& [from, to] : kRules) {
     const std::string f = from, t = to;

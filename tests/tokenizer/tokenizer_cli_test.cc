@@ -50,11 +50,13 @@ TEST(TokenizeCli, TextJsonlAndDecode) {
   CmdResult r = Sh(kR1 + " tokenize --tokenizer " + tok + " --text 'Hello, world!'");
   EXPECT_EQ(r.code, 0);
   EXPECT_EQ(r.out, "[0,19923,14,2058,3]\n");
-  r = Sh(kR1 + " tokenize --tokenizer " + tok + "/tokenizer.json --no-special --text 'Hello, world!'");
+  r = Sh(kR1 + " tokenize --tokenizer " + tok +
+         "/tokenizer.json --no-special --text 'Hello, world!'");
   EXPECT_EQ(r.out, "[19923,14,2058,3]\n");
   const std::string dir = TempDir();
   WriteFile(dir + "/in.jsonl", "\"1234567\"\n\"<｜User｜>Hi<｜Assistant｜>\"\n\"\"\n");
-  r = Sh(kR1 + " tokenize --tokenizer " + tok + " --no-special --threads 2 --jsonl " + dir + "/in.jsonl");
+  r = Sh(kR1 + " tokenize --tokenizer " + tok + " --no-special --threads 2 --jsonl " + dir +
+         "/in.jsonl");
   EXPECT_EQ(r.code, 0);
   EXPECT_EQ(r.out, "[6895,18009,25]\n[128803,23166,128804]\n[]\n");
   WriteFile(dir + "/ids.jsonl", r.out);
@@ -79,7 +81,7 @@ TEST(ChatTemplateCli, RendersR1Prompt) {
   const std::string dir = TempDir();
   WriteFile(dir + "/m.json", R"([{"role":"user","content":"What is 1+1?"}])");
   CmdResult r = Sh(kR1 + " chat-template --tokenizer " + testing::FamilyDir("deepseek_v3") +
-             " --add-generation-prompt --messages " + dir + "/m.json");
+                   " --add-generation-prompt --messages " + dir + "/m.json");
   EXPECT_EQ(r.code, 0);
   EXPECT_EQ(r.out, "<｜begin▁of▁sentence｜><｜User｜>What is 1+1?<｜Assistant｜><think>\n\n");
   r = Sh(kR1 + " chat-template --json --tokenizer " + testing::FamilyDir("deepseek_v3") +
@@ -94,7 +96,8 @@ TEST(TrainCli, DeterministicLoadableAndAgreesWithReference) {
   std::string text;
   for (const std::string& s : testing::ReadCorpus()) text += s + "\n";
   WriteFile(dir + "/corpus.txt", text);
-  const std::string train = kR1 + " tokenizer train --corpus " + dir + "/corpus.txt --vocab-size 1200 --out ";
+  const std::string train =
+      kR1 + " tokenizer train --corpus " + dir + "/corpus.txt --vocab-size 1200 --out ";
   ASSERT_EQ(Sh(train + dir + "/a").code, 0);
   ASSERT_EQ(Sh(train + dir + "/b --digits group3").code, 0);
   for (const char* f : {"/tokenizer.json", "/tokenizer_config.json"}) {
@@ -108,7 +111,10 @@ TEST(TrainCli, DeterministicLoadableAndAgreesWithReference) {
   for (const std::string& s : testing::ReadCorpus()) {
     ASSERT_EQ((*t)->Decode((*t)->Encode(s, false)), s);
   }
-  ASSERT_EQ(Sh(kR1 + " tokenizer train --corpus " + dir + "/corpus.txt --vocab-size 1200 --digits single --out " + dir + "/c").code, 0);
+  ASSERT_EQ(Sh(kR1 + " tokenizer train --corpus " + dir +
+               "/corpus.txt --vocab-size 1200 --digits single --out " + dir + "/c")
+                .code,
+            0);
   auto single = Tokenizer::Load(dir + "/c");
   ASSERT_TRUE(single.ok());
   EXPECT_EQ((*single)->Encode("2025", false).size(), 4u);
@@ -119,7 +125,8 @@ TEST(TrainCli, DeterministicLoadableAndAgreesWithReference) {
   }
   const std::string corpus = testing::DataPath("corpus.jsonl");
   const CmdResult ref = Sh("node " + js + " " + dir + "/a " + corpus);
-  const CmdResult ours = Sh(kR1 + " tokenize --no-special --tokenizer " + dir + "/a --jsonl " + corpus);
+  const CmdResult ours =
+      Sh(kR1 + " tokenize --no-special --tokenizer " + dir + "/a --jsonl " + corpus);
   ASSERT_EQ(ref.code, 0);
   ASSERT_EQ(ours.code, 0);
   EXPECT_TRUE(ref.out == ours.out) << "trained tokenizer: ids differ from the JavaScript reference";

@@ -150,8 +150,9 @@ TEST(DeepSeekV3, SpecVectors) {
   EXPECT_FALSE(tok.IsSpecial(128803));
 }
 
-// R1 chat renderings against a Jinja engine running the R1 template (tests/js/make_chat_fixtures.mjs),
-// and their ids under the V3 vocabulary and under R1's (with <think> = 128798, </think> = 128799).
+// R1 chat renderings against a Jinja engine running the R1 template
+// (tests/js/make_chat_fixtures.mjs), and their ids under the V3 vocabulary and under R1's (with
+// <think> = 128798, </think> = 128799).
 TEST(DeepSeekR1, ChatTemplateMatchesReference) {
   if (!testing::HaveFamily("deepseek_v3")) GTEST_SKIP() << "tests/js/node_modules missing";
   auto v3 = Tokenizer::Load(testing::FamilyDir("deepseek_v3"));

@@ -42,7 +42,7 @@ TEST(Utf8, CompletePrefixHoldsBackUnfinishedCharacter) {
 
 TEST(ByteLevel, Gpt2Alphabet) {
   EXPECT_EQ(ByteToChar('!'), U'!');
-  EXPECT_EQ(ByteToChar(' '), U'\u0120');  // Ġ
+  EXPECT_EQ(ByteToChar(' '), U'\u0120');   // Ġ
   EXPECT_EQ(ByteToChar('\n'), U'\u010A');  // Ċ
   EXPECT_EQ(BytesToByteLevel(" t"), "\u0120t");
   std::string all;
@@ -57,8 +57,8 @@ TEST(Nfc, ComposesReordersAndKeepsStableText) {
   EXPECT_EQ(NfcNormalize("\u1100\u1161\u11A8"), "\uAC01");  // Hangul L V T
   EXPECT_EQ(NfcNormalize("A\u030A\u0301"), "\u01FA");
   EXPECT_EQ(NfcNormalize("q\u0307\u0323"), "q\u0323\u0307");  // canonical order
-  EXPECT_EQ(NfcNormalize("\u212B"), "\u00C5");                 // singleton Angstrom
-  EXPECT_EQ(NfcNormalize("\u0915\u093C"), "\u0915\u093C");     // composition exclusion
+  EXPECT_EQ(NfcNormalize("\u212B"), "\u00C5");                // singleton Angstrom
+  EXPECT_EQ(NfcNormalize("\u0915\u093C"), "\u0915\u093C");    // composition exclusion
   EXPECT_EQ(NfcNormalize("\u00E9\u0301"), "\u00E9\u0301");
   EXPECT_EQ(NfcNormalize("你好 e\u0301 世界"), "你好 \u00E9 世界");
 }
@@ -86,14 +86,17 @@ TEST(PreTokenizer, SplitBehaviours) {
   using V = std::vector<std::string>;
   EXPECT_EQ(Pieces(SplitJson("-", "Removed"), s), (V{"the", "final", "countdown"}));
   EXPECT_EQ(Pieces(SplitJson("-", "Isolated"), s), (V{"the", "-", "final", "-", "-", "countdown"}));
-  EXPECT_EQ(Pieces(SplitJson("-", "MergedWithPrevious"), s), (V{"the-", "final-", "-", "countdown"}));
+  EXPECT_EQ(Pieces(SplitJson("-", "MergedWithPrevious"), s),
+            (V{"the-", "final-", "-", "countdown"}));
   EXPECT_EQ(Pieces(SplitJson("-", "MergedWithNext"), s), (V{"the", "-final", "-", "-countdown"}));
   EXPECT_EQ(Pieces(SplitJson("-", "Contiguous"), s), (V{"the", "-", "final", "--", "countdown"}));
   EXPECT_EQ(Pieces(SplitJson("-", "Removed", true), s), (V{"-", "-", "-"}));
   EXPECT_EQ(Pieces(SplitJson("\\p{N}{1,3}", "Isolated", false, true), "a1234567b"),
             (V{"a", "123", "456", "7", "b"}));
-  EXPECT_EQ(Pieces({{"type", "Digits"}, {"individual_digits", true}}, "a12b"), (V{"a", "1", "2", "b"}));
-  EXPECT_EQ(Pieces({{"type", "Digits"}, {"individual_digits", false}}, "a12b"), (V{"a", "12", "b"}));
+  EXPECT_EQ(Pieces({{"type", "Digits"}, {"individual_digits", true}}, "a12b"),
+            (V{"a", "1", "2", "b"}));
+  EXPECT_EQ(Pieces({{"type", "Digits"}, {"individual_digits", false}}, "a12b"),
+            (V{"a", "12", "b"}));
   EXPECT_EQ(Pieces({{"type", "ByteLevel"}, {"add_prefix_space", true}, {"use_regex", true}},
                    "Hello world's"),
             (V{" Hello", " world", "'s"}));
@@ -109,21 +112,25 @@ TEST(PreTokenizer, UnsupportedTypesAreNamed) {
 json TinyTokenizerJson() {
   json vocab = json::object();
   int id = 0;
-  for (int b = 0; b < 256; ++b) vocab[BytesToByteLevel(std::string(1, static_cast<char>(b)))] = id++;
+  for (int b = 0; b < 256; ++b)
+    vocab[BytesToByteLevel(std::string(1, static_cast<char>(b)))] = id++;
   for (const char* t : {"he", "ll", "hell", "hello"}) vocab[t] = id++;
-  return {{"model", {{"type", "BPE"}, {"vocab", vocab},
-                     {"merges", json::array({"h e", json::array({"l", "l"}), "he ll", "hell o"})}}},
-          {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}},
-          {"decoder", {{"type", "ByteLevel"}}},
-          {"added_tokens",
-           json::array({{{"id", 300}, {"content", "<s>"}, {"special", true}},
-                        {{"id", 301}, {"content", "[L]"}, {"lstrip", true}},
-                        {{"id", 302}, {"content", "[R]"}, {"rstrip", true}},
-                        {{"id", 303}, {"content", "[W]"}, {"single_word", true}}})},
-          {"post_processor",
-           {{"type", "TemplateProcessing"},
-            {"single", json::array({{{"SpecialToken", {{"id", "<s>"}}}}, {{"Sequence", {{"id", "A"}}}}})},
-            {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", {300}}}}}}}}};
+  return {
+      {"model",
+       {{"type", "BPE"},
+        {"vocab", vocab},
+        {"merges", json::array({"h e", json::array({"l", "l"}), "he ll", "hell o"})}}},
+      {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}},
+      {"decoder", {{"type", "ByteLevel"}}},
+      {"added_tokens", json::array({{{"id", 300}, {"content", "<s>"}, {"special", true}},
+                                    {{"id", 301}, {"content", "[L]"}, {"lstrip", true}},
+                                    {{"id", 302}, {"content", "[R]"}, {"rstrip", true}},
+                                    {{"id", 303}, {"content", "[W]"}, {"single_word", true}}})},
+      {"post_processor",
+       {{"type", "TemplateProcessing"},
+        {"single",
+         json::array({{{"SpecialToken", {{"id", "<s>"}}}}, {{"Sequence", {{"id", "A"}}}}})},
+        {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", {300}}}}}}}}};
 }
 
 std::unique_ptr<Tokenizer> Tiny() {
@@ -176,7 +183,8 @@ TEST(Tokenizer, UnsupportedComponentsAreNamed) {
 TEST(StreamDecoder, NeverEmitsBrokenUtf8AndMatchesDecode) {
   auto t = Tiny();
   // "é😀" as single-byte tokens, with an added token in between and a cut-off character.
-  const std::vector<int32_t> ids = {0xC3, 0xA9, 0xF0, 0x9F, 300, 0x98, 0xF0, 0x9F, 0x98, 0x80, 0xE4};
+  const std::vector<int32_t> ids = {0xC3, 0xA9, 0xF0, 0x9F, 300, 0x98,
+                                    0xF0, 0x9F, 0x98, 0x80, 0xE4};
   StreamDecoder s(*t);
   std::string all;
   for (int32_t id : ids) {
@@ -198,8 +206,9 @@ TEST(ChatTemplate, R1Rendering) {
   ASSERT_TRUE(msgs.ok());
   auto text = RenderR1Chat(*msgs, "<BOS>", true);
   ASSERT_TRUE(text.ok());
-  EXPECT_EQ(*text, "<BOS>S1\n\nS2<｜User｜>Q1<｜Assistant｜>\n\nA1<｜end▁of▁sentence｜><｜User｜>Q2"
-                   "<｜Assistant｜><think>\n");
+  EXPECT_EQ(*text,
+            "<BOS>S1\n\nS2<｜User｜>Q1<｜Assistant｜>\n\nA1<｜end▁of▁sentence｜><｜User｜>Q2"
+            "<｜Assistant｜><think>\n");
   EXPECT_FALSE(ParseChatMessages(json::parse(R"([{"role": "robot", "content": "x"}])")).ok());
   EXPECT_FALSE(ParseChatMessages(json::parse(R"([{"role": "user", "content": null}])")).ok());
 }
