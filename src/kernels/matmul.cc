@@ -22,7 +22,8 @@ namespace {
 // into an FMA operand with as few shuffle-port uops as possible:
 //   * x is reordered once per call (and zero-padded to whole chunks) so that the weights can be
 //     widened in place without cross-lane shuffles; tails are masked loads, no scalar loops.
-//   * kRows rows are processed per pass, sharing each x vector load.
+//   * kRows rows are processed per pass, sharing each x vector load; with T > 1 inputs, R rows x
+//     J inputs per pass share each widened weight vector (see RowsF32 below).
 //   * bf16: a 64-byte load holds 32 weights; `<< 16` gives the even ones as f32 and
 //     `& 0xffff0000` the odd ones, against x reordered as [x0 x2 … x30 | x1 x3 … x31].
 //   * fp8 e4m3: every magnitude (7 bits, NaN included) is exactly a bf16. Two vpermi2b lookups
@@ -34,6 +35,7 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 
 constexpr int64_t kRows = 4;
+constexpr int64_t kMaxBatch = kMaxBatchGemv;
 
 int64_t RoundUp(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
@@ -103,69 +105,102 @@ const Fp8Tables& Tables() {
   return t;
 }
 
-// R rows of f32 weights (row stride K); res[r] = Σ_k x[k]·w[r][k].
-template <int R>
-void RowsF32(const float* __restrict x, const float* __restrict w, int64_t K, float* res) {
-  __m512 a0[R], a1[R];
-  for (int r = 0; r < R; ++r) a0[r] = a1[r] = _mm512_setzero_ps();
+// The row kernels below take R weight rows and J inputs at a time: each weight vector is loaded
+// (and, for bf16/fp8, widened) once and used by all J inputs, so a batch of T decode rows streams
+// the weights once instead of T times. Every (row, input) pair owns its accumulators and sees the
+// same operation sequence whatever R, J and the input's position in the batch are: batched rows
+// are bit-identical to the T == 1 GEMV (which is the J == 1 instance).
+//   x: J inputs, input j at x + j·xs (prepared for the dtype); w: R rows, row stride K;
+//   res[j·rs + r] = Σ_k x_j[k]·w[r][k].
+
+// R rows of f32 weights.
+template <int R, int J>
+void RowsF32(const float* __restrict x, int64_t xs, const float* __restrict w, int64_t K,
+             float* res, int64_t rs) {
+  __m512 a0[R][J], a1[R][J];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < J; ++j) a0[r][j] = a1[r][j] = _mm512_setzero_ps();
   int64_t k = 0;
   for (; k + 32 <= K; k += 32) {
-    const __m512 x0 = _mm512_loadu_ps(x + k), x1 = _mm512_loadu_ps(x + k + 16);
+    __m512 w0[R], w1[R];
     for (int r = 0; r < R; ++r) {
-      a0[r] = _mm512_fmadd_ps(x0, _mm512_loadu_ps(w + r * K + k), a0[r]);
-      a1[r] = _mm512_fmadd_ps(x1, _mm512_loadu_ps(w + r * K + k + 16), a1[r]);
+      w0[r] = _mm512_loadu_ps(w + r * K + k);
+      w1[r] = _mm512_loadu_ps(w + r * K + k + 16);
+    }
+    for (int j = 0; j < J; ++j) {
+      const __m512 x0 = _mm512_loadu_ps(x + j * xs + k), x1 = _mm512_loadu_ps(x + j * xs + k + 16);
+      for (int r = 0; r < R; ++r) {
+        a0[r][j] = _mm512_fmadd_ps(x0, w0[r], a0[r][j]);
+        a1[r][j] = _mm512_fmadd_ps(x1, w1[r], a1[r][j]);
+      }
     }
   }
   for (int h = 0; k < K; k += 16, ++h) {  // at most two masked chunks
     const __mmask16 m = K - k >= 16 ? 0xffff : static_cast<__mmask16>((1u << (K - k)) - 1);
-    const __m512 xv = _mm512_maskz_loadu_ps(m, x + k);
-    for (int r = 0; r < R; ++r) {
-      __m512& a = h == 0 ? a0[r] : a1[r];
-      a = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(m, w + r * K + k), a);
+    __m512 wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = _mm512_maskz_loadu_ps(m, w + r * K + k);
+    for (int j = 0; j < J; ++j) {
+      const __m512 xv = _mm512_maskz_loadu_ps(m, x + j * xs + k);
+      for (int r = 0; r < R; ++r) {
+        __m512& a = h == 0 ? a0[r][j] : a1[r][j];
+        a = _mm512_fmadd_ps(xv, wv[r], a);
+      }
     }
   }
-  for (int r = 0; r < R; ++r) res[r] = HSum(_mm512_add_ps(a0[r], a1[r]));
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < J; ++j) res[j * rs + r] = HSum(_mm512_add_ps(a0[r][j], a1[r][j]));
 }
 
-// R rows of bf16 weights; xp from PrepareXBf16.
-template <int R>
-void RowsBf16(const float* __restrict xp, const uint16_t* __restrict w, int64_t K, float* res) {
+// R rows of bf16 weights; x from PrepareXBf16.
+template <int R, int J>
+void RowsBf16(const float* __restrict xp, int64_t xs, const uint16_t* __restrict w, int64_t K,
+              float* res, int64_t rs) {
   const __m512i hi_mask = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
-  __m512 a0[R], a1[R];
-  for (int r = 0; r < R; ++r) a0[r] = a1[r] = _mm512_setzero_ps();
+  __m512 a0[R][J], a1[R][J];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < J; ++j) a0[r][j] = a1[r][j] = _mm512_setzero_ps();
   for (int64_t k = 0; k < K; k += kBf16Chunk) {
     const __mmask32 m = K - k >= kBf16Chunk ? ~__mmask32{0} : static_cast<__mmask32>((1u << (K - k)) - 1);
-    const __m512 xe = _mm512_loadu_ps(xp + k), xo = _mm512_loadu_ps(xp + k + 16);
+    __m512 we[R], wo[R];
     for (int r = 0; r < R; ++r) {
       Prefetch(w + r * K + k + kPrefetchBytes / 2);
       const __m512i v = _mm512_maskz_loadu_epi16(m, w + r * K + k);
-      a0[r] = _mm512_fmadd_ps(xe, _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), a0[r]);
-      a1[r] = _mm512_fmadd_ps(xo, _mm512_castsi512_ps(_mm512_and_si512(v, hi_mask)), a1[r]);
+      we[r] = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+      wo[r] = _mm512_castsi512_ps(_mm512_and_si512(v, hi_mask));
+    }
+    for (int j = 0; j < J; ++j) {
+      const __m512 xe = _mm512_loadu_ps(xp + j * xs + k), xo = _mm512_loadu_ps(xp + j * xs + k + 16);
+      for (int r = 0; r < R; ++r) {
+        a0[r][j] = _mm512_fmadd_ps(xe, we[r], a0[r][j]);
+        a1[r][j] = _mm512_fmadd_ps(xo, wo[r], a1[r][j]);
+      }
     }
   }
-  for (int r = 0; r < R; ++r) res[r] = HSum(_mm512_add_ps(a0[r], a1[r]));
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < J; ++j) res[j * rs + r] = HSum(_mm512_add_ps(a0[r][j], a1[r][j]));
 }
 
-// R rows of fp8 weights; xp from PrepareXFp8; srow[r]: that row's block multipliers or null.
-template <int R>
-void RowsFp8(const float* __restrict xp, const uint8_t* __restrict w, int64_t K,
-             const float* const* srow, float* res) {
+// R rows of fp8 weights; x from PrepareXFp8; srow[r]: that row's block multipliers or null.
+template <int R, int J>
+void RowsFp8(const float* __restrict xp, int64_t xs, const uint8_t* __restrict w, int64_t K,
+             const float* const* srow, float* res, int64_t rs) {
   const Fp8Tables& t = Tables();
   const __m512i hi0 = _mm512_load_si512(t.hi), hi1 = _mm512_load_si512(t.hi + 64);
   const __m512i lo0 = _mm512_load_si512(t.lo), lo1 = _mm512_load_si512(t.lo + 64);
   const __m512i sign = _mm512_set1_epi8(static_cast<char>(0x80));
   const __m512i hi_mask = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
-  __m512 total[R];
-  for (int r = 0; r < R; ++r) total[r] = _mm512_setzero_ps();
+  __m512 total[R][J];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < J; ++j) total[r][j] = _mm512_setzero_ps();
   for (int64_t k0 = 0, b = 0; k0 < K; k0 += kFp8Block, ++b) {
     const int64_t k1 = std::min(K, k0 + kFp8Block);
-    __m512 a0[R], a1[R];
-    for (int r = 0; r < R; ++r) a0[r] = a1[r] = _mm512_setzero_ps();
+    __m512 a0[R][J], a1[R][J];
+    for (int r = 0; r < R; ++r)
+      for (int j = 0; j < J; ++j) a0[r][j] = a1[r][j] = _mm512_setzero_ps();
     for (int64_t k = k0; k < k1; k += kFp8Chunk) {
       const __mmask64 m =
           k1 - k >= kFp8Chunk ? ~__mmask64{0} : (__mmask64{1} << (k1 - k)) - 1;
-      const __m512 xa = _mm512_loadu_ps(xp + k), xb = _mm512_loadu_ps(xp + k + 16);
-      const __m512 xc = _mm512_loadu_ps(xp + k + 32), xd = _mm512_loadu_ps(xp + k + 48);
+      __m512 wa[R], wb[R], wc[R], wd[R];
       for (int r = 0; r < R; ++r) {
         Prefetch(w + r * K + k + kPrefetchBytes);
         const __m512i codes = _mm512_maskz_loadu_epi8(m, w + r * K + k);
@@ -174,146 +209,211 @@ void RowsFp8(const float* __restrict xp, const uint8_t* __restrict w, int64_t K,
             _mm512_permutex2var_epi8(hi0, codes, hi1), codes, sign, 0xf8);
         const __m512i lb = _mm512_permutex2var_epi8(lo0, codes, lo1);
         const __m512i wl = _mm512_unpacklo_epi8(lb, hb), wh = _mm512_unpackhi_epi8(lb, hb);
-        a0[r] = _mm512_fmadd_ps(xa, _mm512_castsi512_ps(_mm512_slli_epi32(wl, 16)), a0[r]);
-        a1[r] = _mm512_fmadd_ps(xb, _mm512_castsi512_ps(_mm512_and_si512(wl, hi_mask)), a1[r]);
-        a0[r] = _mm512_fmadd_ps(xc, _mm512_castsi512_ps(_mm512_slli_epi32(wh, 16)), a0[r]);
-        a1[r] = _mm512_fmadd_ps(xd, _mm512_castsi512_ps(_mm512_and_si512(wh, hi_mask)), a1[r]);
+        wa[r] = _mm512_castsi512_ps(_mm512_slli_epi32(wl, 16));
+        wb[r] = _mm512_castsi512_ps(_mm512_and_si512(wl, hi_mask));
+        wc[r] = _mm512_castsi512_ps(_mm512_slli_epi32(wh, 16));
+        wd[r] = _mm512_castsi512_ps(_mm512_and_si512(wh, hi_mask));
+      }
+      for (int j = 0; j < J; ++j) {
+        const float* xj = xp + j * xs + k;
+        const __m512 xa = _mm512_loadu_ps(xj), xb = _mm512_loadu_ps(xj + 16);
+        const __m512 xc = _mm512_loadu_ps(xj + 32), xd = _mm512_loadu_ps(xj + 48);
+        for (int r = 0; r < R; ++r) {
+          a0[r][j] = _mm512_fmadd_ps(xa, wa[r], a0[r][j]);
+          a1[r][j] = _mm512_fmadd_ps(xb, wb[r], a1[r][j]);
+          a0[r][j] = _mm512_fmadd_ps(xc, wc[r], a0[r][j]);
+          a1[r][j] = _mm512_fmadd_ps(xd, wd[r], a1[r][j]);
+        }
       }
     }
-    for (int r = 0; r < R; ++r)
-      total[r] = _mm512_fmadd_ps(_mm512_add_ps(a0[r], a1[r]),
-                                 _mm512_set1_ps(srow[r] ? srow[r][b] : 1.0f), total[r]);
-  }
-  for (int r = 0; r < R; ++r) res[r] = HSum(total[r]);
-}
-
-// Rows [row_begin, row_end) against x already prepared for w's dtype.
-void GemvRowsPrepared(const float* xp, const TensorView& w, int64_t row_begin, int64_t row_end,
-                      float* out, bool accumulate) {
-  const int64_t K = w.cols();
-  float res[kRows];
-  for (int64_t n = row_begin; n < row_end; n += kRows) {
-    const int64_t rows = std::min(kRows, row_end - n);
-    switch (w.dtype) {
-      case DType::kF32: {
-        const float* p = static_cast<const float*>(w.data) + n * K;
-        if (rows == kRows) {
-          RowsF32<kRows>(xp, p, K, res);
-        } else {
-          for (int64_t r = 0; r < rows; ++r) RowsF32<1>(xp, p + r * K, K, res + r);
-        }
-        break;
-      }
-      case DType::kBF16: {
-        const uint16_t* p = static_cast<const uint16_t*>(w.data) + n * K;
-        if (rows == kRows) {
-          RowsBf16<kRows>(xp, p, K, res);
-        } else {
-          for (int64_t r = 0; r < rows; ++r) RowsBf16<1>(xp, p + r * K, K, res + r);
-        }
-        break;
-      }
-      case DType::kF8E4M3: {
-        const uint8_t* p = static_cast<const uint8_t*>(w.data) + n * K;
-        const float* srow[kRows];
-        for (int64_t r = 0; r < rows; ++r)
-          srow[r] = w.scale_inv ? w.scale_inv + ((n + r) / kFp8Block) * w.scale_cols() : nullptr;
-        if (rows == kRows) {
-          RowsFp8<kRows>(xp, p, K, srow, res);
-        } else {
-          for (int64_t r = 0; r < rows; ++r) RowsFp8<1>(xp, p + r * K, K, srow + r, res + r);
-        }
-        break;
-      }
+    for (int r = 0; r < R; ++r) {
+      const __m512 s = _mm512_set1_ps(srow[r] ? srow[r][b] : 1.0f);
+      for (int j = 0; j < J; ++j)
+        total[r][j] = _mm512_fmadd_ps(_mm512_add_ps(a0[r][j], a1[r][j]), s, total[r][j]);
     }
-    for (int64_t r = 0; r < rows; ++r) out[n + r] = accumulate ? out[n + r] + res[r] : res[r];
   }
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < J; ++j) res[j * rs + r] = HSum(total[r][j]);
 }
 
-// x as the row kernels of w's dtype read it; points into `buf` unless x is used as is.
-const float* PrepareX(const float* x, const TensorView& w, std::vector<float>& buf) {
+// Inputs per pass of the batched kernels and rows per pass for T > 1, per dtype: 2·R·J
+// accumulators (fp8: 3·R·J) plus the widened weights fit the 32 vector registers. T == 1 keeps
+// kRows rows per pass.
+constexpr int kBatchInputs = 6;
+constexpr int BatchRows(DType d) { return d == DType::kF8E4M3 ? 1 : 2; }
+
+// R rows at n of any dtype, J inputs (input j at x + j·xs); res[j·kRows + r].
+template <int R, int J>
+void RowsAny(const float* x, int64_t xs, const TensorView& w, int64_t n, float* res) {
   const int64_t K = w.cols();
   switch (w.dtype) {
-    case DType::kF32: return x;
+    case DType::kF32:
+      RowsF32<R, J>(x, xs, static_cast<const float*>(w.data) + n * K, K, res, kRows);
+      break;
     case DType::kBF16:
-      buf.resize(static_cast<size_t>(RoundUp(K, kBf16Chunk)));
-      PrepareXBf16(x, K, buf.data());
-      return buf.data();
-    case DType::kF8E4M3:
-      buf.resize(static_cast<size_t>(RoundUp(K, kFp8Chunk)));
-      PrepareXFp8(x, K, buf.data());
-      return buf.data();
+      RowsBf16<R, J>(x, xs, static_cast<const uint16_t*>(w.data) + n * K, K, res, kRows);
+      break;
+    case DType::kF8E4M3: {
+      const float* srow[R];
+      for (int r = 0; r < R; ++r)
+        srow[r] = w.scale_inv ? w.scale_inv + ((n + r) / kFp8Block) * w.scale_cols() : nullptr;
+      RowsFp8<R, J>(x, xs, static_cast<const uint8_t*>(w.data) + n * K, K, srow, res, kRows);
+      break;
+    }
   }
-  return x;
+}
+
+// R rows at n for all T inputs, kBatchInputs at a time; res[t·kRows + r].
+template <int R>
+void PassRows(const float* x, int64_t xs, int64_t T, const TensorView& w, int64_t n, float* res) {
+  if constexpr (R == kRows && R != 1) {
+    R1_CHECK_EQ(T, 1);
+    RowsAny<R, 1>(x, xs, w, n, res);
+  } else {
+    for (int64_t t0 = 0; t0 < T; t0 += kBatchInputs) {
+      const float* xt = x + t0 * xs;
+      float* rt = res + t0 * kRows;
+      switch (std::min<int64_t>(kBatchInputs, T - t0)) {
+        case 1: RowsAny<R, 1>(xt, xs, w, n, rt); break;
+        case 2: RowsAny<R, 2>(xt, xs, w, n, rt); break;
+        case 3: RowsAny<R, 3>(xt, xs, w, n, rt); break;
+        case 4: RowsAny<R, 4>(xt, xs, w, n, rt); break;
+        case 5: RowsAny<R, 5>(xt, xs, w, n, rt); break;
+        default: RowsAny<R, kBatchInputs>(xt, xs, w, n, rt); break;
+      }
+    }
+  }
+}
+
+// Rows [row_begin, row_end) for T <= kMaxBatch inputs prepared for w's dtype (input t at
+// xp + t·xs); writes out[t·ldo + n] (=|+=).
+void RowsPrepared(const float* xp, int64_t xs, int64_t T, const TensorView& w, int64_t row_begin,
+                  int64_t row_end, float* out, int64_t ldo, bool accumulate) {
+  R1_CHECK(T >= 1 && T <= kMaxBatch);
+  float res[kRows * kMaxBatch];
+  const int64_t group = T == 1 ? kRows : BatchRows(w.dtype);
+  for (int64_t n = row_begin; n < row_end;) {
+    const int64_t rows = std::min(group, row_end - n);
+    if (rows == kRows && T == 1) {
+      PassRows<kRows>(xp, xs, T, w, n, res);
+    } else if (rows == 2) {
+      PassRows<2>(xp, xs, T, w, n, res);
+    } else {
+      for (int64_t r = 0; r < rows; ++r) PassRows<1>(xp, xs, T, w, n + r, res + r);
+    }
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t r = 0; r < rows; ++r) {
+        float& o = out[t * ldo + n + r];
+        o = accumulate ? o + res[t * kRows + r] : res[t * kRows + r];
+      }
+    n += rows;
+  }
+}
+
+// Padded length of one prepared input.
+int64_t PreparedLength(const TensorView& w) {
+  const int64_t K = w.cols();
+  switch (w.dtype) {
+    case DType::kF32: return K;
+    case DType::kBF16: return RoundUp(K, kBf16Chunk);
+    case DType::kF8E4M3: return RoundUp(K, kFp8Chunk);
+  }
+  return K;
+}
+
+// T inputs x (T, K) as the row kernels of w's dtype read them, input t at result + t·xs (xs =
+// PreparedLength); points into `buf` unless x is used as is.
+const float* PrepareX(const float* x, int64_t T, const TensorView& w, std::vector<float>& buf) {
+  const int64_t K = w.cols(), xs = PreparedLength(w);
+  if (w.dtype == DType::kF32) return x;
+  buf.resize(static_cast<size_t>(T * xs));
+  for (int64_t t = 0; t < T; ++t) {
+    if (w.dtype == DType::kBF16) PrepareXBf16(x + t * K, K, buf.data() + t * xs);
+    else PrepareXFp8(x + t * K, K, buf.data() + t * xs);
+  }
+  return buf.data();
 }
 
 #else  // portable scalar fallback (builds without AVX-512 VBMI)
 
-const float* PrepareX(const float* x, const TensorView&, std::vector<float>&) { return x; }
+int64_t PreparedLength(const TensorView& w) { return w.cols(); }
+const float* PrepareX(const float* x, int64_t, const TensorView&, std::vector<float>&) { return x; }
 
-void GemvRowsPrepared(const float* x, const TensorView& w, int64_t row_begin, int64_t row_end,
-                      float* out, bool accumulate) {
+// Each (row, input) dot product in the same order whatever T is.
+void RowsPrepared(const float* xp, int64_t xs, int64_t T, const TensorView& w, int64_t row_begin,
+                  int64_t row_end, float* out, int64_t ldo, bool accumulate) {
   const int64_t K = w.cols();
-  for (int64_t n = row_begin; n < row_end; ++n) {
-    float v = 0.0f;
-    switch (w.dtype) {
-      case DType::kF32: {
-        const float* p = static_cast<const float*>(w.data) + n * K;
-        for (int64_t k = 0; k < K; ++k) v += x[k] * p[k];
-        break;
-      }
-      case DType::kBF16: {
-        const uint16_t* p = static_cast<const uint16_t*>(w.data) + n * K;
-        for (int64_t k = 0; k < K; ++k) v += x[k] * Bf16ToF32(p[k]);
-        break;
-      }
-      case DType::kF8E4M3: {
-        const uint8_t* p = static_cast<const uint8_t*>(w.data) + n * K;
-        const float* srow = w.scale_inv ? w.scale_inv + (n / kFp8Block) * w.scale_cols() : nullptr;
-        for (int64_t k0 = 0; k0 < K; k0 += kFp8Block) {
-          float seg = 0.0f;
-          for (int64_t k = k0; k < std::min(K, k0 + kFp8Block); ++k) seg += x[k] * Fp8E4M3ToF32(p[k]);
-          v += seg * (srow ? srow[k0 / kFp8Block] : 1.0f);
+  for (int64_t n = row_begin; n < row_end; ++n)
+    for (int64_t t = 0; t < T; ++t) {
+      const float* x = xp + t * xs;
+      float v = 0.0f;
+      switch (w.dtype) {
+        case DType::kF32: {
+          const float* p = static_cast<const float*>(w.data) + n * K;
+          for (int64_t k = 0; k < K; ++k) v += x[k] * p[k];
+          break;
         }
-        break;
+        case DType::kBF16: {
+          const uint16_t* p = static_cast<const uint16_t*>(w.data) + n * K;
+          for (int64_t k = 0; k < K; ++k) v += x[k] * Bf16ToF32(p[k]);
+          break;
+        }
+        case DType::kF8E4M3: {
+          const uint8_t* p = static_cast<const uint8_t*>(w.data) + n * K;
+          const float* srow = w.scale_inv ? w.scale_inv + (n / kFp8Block) * w.scale_cols() : nullptr;
+          for (int64_t k0 = 0; k0 < K; k0 += kFp8Block) {
+            float seg = 0.0f;
+            for (int64_t k = k0; k < std::min(K, k0 + kFp8Block); ++k) seg += x[k] * Fp8E4M3ToF32(p[k]);
+            v += seg * (srow ? srow[k0 / kFp8Block] : 1.0f);
+          }
+          break;
+        }
       }
+      float& o = out[t * ldo + n];
+      o = accumulate ? o + v : v;
     }
-    out[n] = accumulate ? out[n] + v : v;
-  }
 }
 
 #endif
+
+// out (T, ldo) (=|+=) x (T, K) · wᵀ over all rows, T <= kMaxBatch: OpenMP over 16-row chunks
+// when the product is big enough to be worth waking the team.
+void BatchedGemv(const float* x, int64_t T, const TensorView& w, float* out, bool accumulate) {
+  const int64_t N = w.rows();
+  thread_local std::vector<float> buf;
+  const float* xp = PrepareX(x, T, w, buf);
+  const int64_t xs = PreparedLength(w);
+  const bool parallel =
+      N * w.cols() * T >= (1 << 15) && N > 16 && omp_get_max_threads() > 1 && !omp_in_parallel();
+  if (!parallel) {
+    RowsPrepared(xp, xs, T, w, 0, N, out, N, accumulate);
+    return;
+  }
+  // Dynamic: on shared cores a thread that another process delays holds up one 16-row chunk,
+  // not a fixed half of the matrix; in the memory-bound steady state it costs nothing.
+  constexpr int64_t kChunk = 16;  // a multiple of every rows-per-pass
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t n0 = 0; n0 < N; n0 += kChunk)
+    RowsPrepared(xp, xs, T, w, n0, std::min(N, n0 + kChunk), out, N, accumulate);
+}
 
 }  // namespace
 
 void GemvRows(const float* x, const TensorView& w, int64_t row_begin, int64_t row_end, float* out,
               bool accumulate) {
   thread_local std::vector<float> buf;
-  GemvRowsPrepared(PrepareX(x, w, buf), w, row_begin, row_end, out, accumulate);
+  RowsPrepared(PrepareX(x, 1, w, buf), PreparedLength(w), 1, w, row_begin, row_end, out, 0,
+               accumulate);
 }
 
 void Gemv(const float* x, const TensorView& w, float* out, bool accumulate) {
-  const int64_t N = w.rows();
-  thread_local std::vector<float> buf;
-  const float* xp = PrepareX(x, w, buf);
-  // Small matrices are not worth waking the team.
-  const bool parallel = N * w.cols() >= (1 << 15) && omp_get_max_threads() > 1 && !omp_in_parallel();
-  if (!parallel) {
-    GemvRowsPrepared(xp, w, 0, N, out, accumulate);
-    return;
-  }
-  // Dynamic: on shared cores a thread that another process delays holds up one 16-row chunk,
-  // not a fixed half of the matrix; in the memory-bound steady state it costs nothing.
-  constexpr int64_t kChunk = 16;  // a multiple of kRows
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t n0 = 0; n0 < N; n0 += kChunk)
-    GemvRowsPrepared(xp, w, n0, std::min(N, n0 + kChunk), out, accumulate);
+  BatchedGemv(x, 1, w, out, accumulate);
 }
 
 void MatMul(const float* x, int64_t T, const TensorView& w, float* out, bool accumulate) {
   const int64_t N = w.rows(), K = w.cols();
-  if (T == 1) {
-    Gemv(x, w, out, accumulate);
+  if (T <= kMaxBatchGemv) {
+    if (T > 0) BatchedGemv(x, T, w, out, accumulate);
     return;
   }
   if (w.dtype == DType::kF32) {

@@ -3,9 +3,12 @@
 //
 //   x: (T, K) f32; w: (N, K) any dtype; out: (T, N) f32;  out = x · wᵀ  (or out += x · wᵀ)
 //
-// T == 1 (decode) runs our own GEMV, which reads bf16/fp8 weights directly (the weight bytes are
-// the whole cost of a decode step). T > 1 (prefill, training) dequantizes 128-row panels of w to
-// f32 and calls BLAS sgemm on them.
+// T <= kMaxBatchGemv (decode, batched decode, MoE experts) runs our own GEMV, which reads bf16/fp8
+// weights directly (the weight bytes are the whole cost of a decode step) and streams each weight
+// row once for all T inputs. Its per-row arithmetic does not depend on T, on the row's position in
+// the batch or on the thread count: row t of MatMul(x, T) is bit-identical to MatMul(x + t·K, 1),
+// which is what makes a batched decode step equal to decoding each sequence alone. Larger T
+// (prefill, training) dequantizes 128-row panels of w to f32 and calls BLAS sgemm on them.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +16,9 @@
 #include "core/tensor.h"
 
 namespace r1::kernels {
+
+// Largest T that takes the GEMV path (measured crossover with sgemm: bench_kernels --matmul-t).
+inline constexpr int64_t kMaxBatchGemv = 32;
 
 void MatMul(const float* x, int64_t T, const TensorView& w, float* out, bool accumulate = false);
 
