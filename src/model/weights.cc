@@ -71,30 +71,43 @@ std::vector<TensorSpec> ListTensors(const ModelConfig& c) {
   return out;
 }
 
-Result<std::unique_ptr<ModelWeights>> LoadWeights(const ModelConfig& c, std::shared_ptr<io::Checkpoint> ck) {
-  auto w = std::make_unique<ModelWeights>();
-  w->checkpoint = ck;
+bool IsMtpSharedCopy(const TensorSpec& spec) {
+  return spec.mtp && (spec.name.ends_with(".embed_tokens.weight") || spec.name.ends_with(".shared_head.head.weight"));
+}
+
+Status BindWeights(const ModelConfig& c, const TensorLookup& lookup, ModelWeights* w) {
   std::map<std::string, TensorView> views;
   std::map<std::string, const float*> vectors;
+  std::vector<bool> mtp_complete(static_cast<size_t>(c.num_nextn_predict_layers), true);
   for (const TensorSpec& spec : ListTensors(c)) {
-    if (spec.mtp && !ck->Has(spec.name)) continue;  // MTP modules are optional in a checkpoint
-    R1_ASSIGN_OR_RETURN(TensorView v, ck->Get(spec.name, spec.shape));
+    if (IsMtpSharedCopy(spec)) continue;
+    auto v = lookup(spec);
+    if (!v.ok()) {
+      if (spec.mtp && v.status().code() == StatusCode::kNotFound) {
+        // MTP modules are optional: a checkpoint without (all of) them simply has none.
+        const int64_t k = std::stoll(spec.name.substr(13)) - c.num_hidden_layers;
+        mtp_complete[static_cast<size_t>(k)] = false;
+        continue;
+      }
+      return v.status();
+    }
     if (spec.kind == TensorKind::kNorm || spec.kind == TensorKind::kBias) {
-      w->f32_storage.push_back(ToF32(v));
-      vectors[spec.name] = w->f32_storage.back().data();
+      if (v->dtype == DType::kF32) {
+        vectors[spec.name] = v->f32();
+      } else {
+        w->f32_storage.push_back(ToF32(*v));
+        vectors[spec.name] = w->f32_storage.back().data();
+      }
     } else {
-      views[spec.name] = v;
+      views[spec.name] = *v;
     }
   }
   auto mlp = [&](const std::string& p) {
     return MlpWeights{views.at(p + "gate_proj.weight"), views.at(p + "up_proj.weight"),
                       views.at(p + "down_proj.weight")};
   };
-  w->embed_tokens = views.at("model.embed_tokens.weight");
-  w->lm_head = c.tie_word_embeddings ? w->embed_tokens : views.at("lm_head.weight");
-  w->norm = vectors.at("model.norm.weight");
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    const std::string p = LayerPrefix(l), a = p + "self_attn.";
+  auto block = [&](const std::string& p, bool moe) {
+    const std::string a = p + "self_attn.";
     LayerWeights lw;
     lw.input_layernorm = vectors.at(p + "input_layernorm.weight");
     lw.post_attention_layernorm = vectors.at(p + "post_attention_layernorm.weight");
@@ -109,8 +122,8 @@ Result<std::unique_ptr<ModelWeights>> LoadWeights(const ModelConfig& c, std::sha
     lw.attn.kv_a_layernorm = vectors.at(a + "kv_a_layernorm.weight");
     lw.attn.kv_b_proj = views.at(a + "kv_b_proj.weight");
     lw.attn.o_proj = views.at(a + "o_proj.weight");
-    lw.is_moe = c.IsMoeLayer(l);
-    if (!lw.is_moe) {
+    lw.is_moe = moe;
+    if (!moe) {
       lw.mlp = mlp(p + "mlp.");
     } else {
       lw.moe.gate = views.at(p + "mlp.gate.weight");
@@ -120,8 +133,32 @@ Result<std::unique_ptr<ModelWeights>> LoadWeights(const ModelConfig& c, std::sha
       lw.moe.has_shared = c.n_shared_experts > 0;
       if (lw.moe.has_shared) lw.moe.shared_experts = mlp(p + "mlp.shared_experts.");
     }
-    w->layers.push_back(std::move(lw));
+    return lw;
+  };
+  w->embed_tokens = views.at("model.embed_tokens.weight");
+  w->lm_head = c.tie_word_embeddings ? w->embed_tokens : views.at("lm_head.weight");
+  w->norm = vectors.at("model.norm.weight");
+  w->layers.clear();
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) w->layers.push_back(block(LayerPrefix(l), c.IsMoeLayer(l)));
+  w->mtp.clear();
+  for (int64_t k = 0; k < c.num_nextn_predict_layers; ++k) {
+    if (!mtp_complete[static_cast<size_t>(k)]) break;
+    const std::string p = LayerPrefix(c.num_hidden_layers + k);
+    MtpWeights m;
+    m.enorm = vectors.at(p + "enorm.weight");
+    m.hnorm = vectors.at(p + "hnorm.weight");
+    m.eh_proj = views.at(p + "eh_proj.weight");
+    m.block = block(p, c.n_routed_experts > 0);
+    m.shared_head_norm = vectors.at(p + "shared_head.norm.weight");
+    w->mtp.push_back(std::move(m));
   }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<ModelWeights>> LoadWeights(const ModelConfig& c, std::shared_ptr<io::Checkpoint> ck) {
+  auto w = std::make_unique<ModelWeights>();
+  w->checkpoint = ck;
+  R1_RETURN_IF_ERROR(BindWeights(c, [&](const TensorSpec& spec) { return ck->Get(spec.name, spec.shape); }, w.get()));
   return w;
 }
 

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -62,11 +63,21 @@ struct LayerWeights {
   MoeWeights moe;  // MoE layers
 };
 
+// One multi-token-prediction module (spec §6.1). Its embedding and head are the main model's.
+struct MtpWeights {
+  const float* enorm = nullptr;
+  const float* hnorm = nullptr;
+  TensorView eh_proj;  // (C, 2C): input [enorm(emb); hnorm(h)]
+  LayerWeights block;
+  const float* shared_head_norm = nullptr;
+};
+
 struct ModelWeights {
   TensorView embed_tokens;  // (V, C)
   TensorView lm_head;       // (V, C) (the embedding when tied)
   const float* norm = nullptr;
   std::vector<LayerWeights> layers;
+  std::vector<MtpWeights> mtp;  // bound when the checkpoint has them
 
   // Owns what the views point to when it is not a mapped checkpoint.
   std::shared_ptr<io::Checkpoint> checkpoint;
@@ -74,10 +85,20 @@ struct ModelWeights {
   std::deque<std::vector<uint8_t>> byte_storage;
 };
 
-// Binds every tensor of the main model from `ck`, checking each shape against the config. MTP
-// tensors are validated when present and otherwise ignored.
+// Where BindWeights gets each tensor: a view with the spec's shape, or kNotFound.
+using TensorLookup = std::function<Result<TensorView>(const TensorSpec&)>;
+
+// Binds every tensor of the main model (and of the MTP modules when all of theirs are found)
+// through `lookup`. Norm weights and biases that are not f32 are converted into w's storage.
+Status BindWeights(const ModelConfig& c, const TensorLookup& lookup, ModelWeights* w);
+
+// Binds from a checkpoint, checking each shape against the config (errors name the tensor).
 Result<std::unique_ptr<ModelWeights>> LoadWeights(const ModelConfig& c,
                                                   std::shared_ptr<io::Checkpoint> ck);
+
+// The MTP copies of the embedding and head (`model.layers.{L+k}.embed_tokens.weight`,
+// `...shared_head.head.weight`): stored for compatibility, unused (the main ones are shared).
+bool IsMtpSharedCopy(const TensorSpec& spec);
 
 struct InitOptions {
   uint64_t seed = 0;

@@ -1,0 +1,450 @@
+#include "model/train_graph.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/activation.h"
+#include "kernels/attention.h"
+#include "kernels/embedding.h"
+#include "kernels/loss.h"
+#include "kernels/matmul.h"
+#include "kernels/norm.h"
+#include "kernels/rope.h"
+#include "kernels/routing.h"
+
+namespace r1 {
+namespace {
+
+namespace k = kernels;
+using Vec = std::vector<float>;
+
+Vec Zeros(int64_t n) { return Vec(static_cast<size_t>(n), 0.0f); }
+// Writable pointer into a gradient view (grad buffers belong to the ParameterStore).
+float* G(const TensorView& v) { return static_cast<float*>(const_cast<void*>(v.data)); }
+float* G(const float* p) { return const_cast<float*>(p); }
+
+// What every block of the graph shares: sizes, positions, documents, RoPE tables.
+struct Ctx {
+  const ModelConfig& c;
+  int64_t B, T, N;  // N = B·T rows
+  const std::vector<int32_t>& pos;
+  const std::vector<int32_t>& doc;
+  Vec inv_freq;
+  float rope_factor, scale, eps;
+  LossOptions opts;
+  float grad_scale;
+  bool backward;
+};
+
+// ---- MLP (dense SwiGLU and each expert) -------------------------------------------------------
+
+struct MlpActs {
+  Vec g, u, a;  // (n, F): gate and up pre-activations, silu(g)⊙u
+};
+
+// out (n, C) (+)= down(silu(x·gateᵀ) ⊙ x·upᵀ)
+void MlpForward(const MlpWeights& w, const float* x, int64_t n, float* out, bool accumulate, MlpActs& s) {
+  const int64_t F = w.gate_proj.rows();
+  s.g = Zeros(n * F);
+  s.u = Zeros(n * F);
+  s.a = Zeros(n * F);
+  k::MatMul(x, n, w.gate_proj, s.g.data());
+  k::MatMul(x, n, w.up_proj, s.u.data());
+  k::SwiGLU(s.g.data(), s.u.data(), s.a.data(), n * F);
+  k::MatMul(s.a.data(), n, w.down_proj, out, accumulate);
+}
+
+// Reads x and the saved g, u, a; dx (n, C) += ...; adds into gw.
+void MlpBackward(const MlpWeights& w, const MlpWeights& gw, const float* x, int64_t n, const MlpActs& s,
+                 const float* dy, float* dx) {
+  const int64_t F = w.gate_proj.rows();
+  Vec da = Zeros(n * F), dg = Zeros(n * F), du = Zeros(n * F);
+  k::MatMulBackward(s.a.data(), n, w.down_proj, dy, da.data(), G(gw.down_proj));
+  k::SwiGLUBackward(s.g.data(), s.u.data(), da.data(), dg.data(), du.data(), n * F);
+  k::MatMulBackward(x, n, w.gate_proj, dg.data(), dx, G(gw.gate_proj));
+  k::MatMulBackward(x, n, w.up_proj, du.data(), dx, G(gw.up_proj));
+}
+
+// ---- MLA, naive form (spec §3.2) ----------------------------------------------------------------
+
+struct AttnActs {
+  Vec cq_pre, rstd_q, cq;  // q LoRA: (N, q_lora_rank)
+  Vec q;                   // (N, H, Dqk), rope part rotated
+  Vec lat_pre, rstd_kv, lat;  // (N, R)
+  Vec kpe;                 // (N, Dr) rotated
+  Vec key, val;            // (N, H, Dqk), (N, H, Dv)
+  Vec probs;               // (B, H, T, T)
+  Vec o;                   // (N, H·Dv)
+};
+
+// h (N, C) += attention(x)
+void AttnForward(const Ctx& cx, const AttentionWeights& w, const float* x, float* h, AttnActs& s) {
+  const ModelConfig& c = cx.c;
+  const int64_t N = cx.N, T = cx.T, H = c.num_attention_heads, R = c.kv_lora_rank, Dr = c.qk_rope_head_dim;
+  const int64_t Dn = c.qk_nope_head_dim, Dv = c.v_head_dim, Dqk = c.qk_head_dim();
+  s.q = Zeros(N * H * Dqk);
+  if (c.q_lora_rank > 0) {
+    const int64_t Q = c.q_lora_rank;
+    s.cq_pre = Zeros(N * Q);
+    s.cq = Zeros(N * Q);
+    s.rstd_q = Zeros(N);
+    k::MatMul(x, N, w.q_a_proj, s.cq_pre.data());
+    k::RmsNorm(s.cq_pre.data(), w.q_a_layernorm, N, Q, cx.eps, s.cq.data(), s.rstd_q.data());
+    k::MatMul(s.cq.data(), N, w.q_b_proj, s.q.data());
+  } else {
+    k::MatMul(x, N, w.q_proj, s.q.data());
+  }
+  k::RopeInterleaved(s.q.data() + Dn, N, H, H * Dqk, Dqk, cx.pos.data(), cx.inv_freq.data(), Dr, cx.rope_factor);
+  Vec kv = Zeros(N * (R + Dr));
+  k::MatMul(x, N, w.kv_a_proj_with_mqa, kv.data());
+  s.lat_pre = Zeros(N * R);
+  s.kpe = Zeros(N * Dr);
+  for (int64_t n = 0; n < N; ++n) {
+    std::copy_n(kv.data() + n * (R + Dr), R, s.lat_pre.data() + n * R);
+    std::copy_n(kv.data() + n * (R + Dr) + R, Dr, s.kpe.data() + n * Dr);
+  }
+  s.lat = Zeros(N * R);
+  s.rstd_kv = Zeros(N);
+  k::RmsNorm(s.lat_pre.data(), w.kv_a_layernorm, N, R, cx.eps, s.lat.data(), s.rstd_kv.data());
+  k::RopeInterleaved(s.kpe.data(), N, 1, Dr, Dr, cx.pos.data(), cx.inv_freq.data(), Dr, cx.rope_factor);
+  Vec kvb = Zeros(N * H * (Dn + Dv));
+  k::MatMul(s.lat.data(), N, w.kv_b_proj, kvb.data());
+  s.key = Zeros(N * H * Dqk);
+  s.val = Zeros(N * H * Dv);
+  for (int64_t i = 0; i < N * H; ++i) {
+    std::copy_n(kvb.data() + i * (Dn + Dv), Dn, s.key.data() + i * Dqk);
+    std::copy_n(s.kpe.data() + (i / H) * Dr, Dr, s.key.data() + i * Dqk + Dn);
+    std::copy_n(kvb.data() + i * (Dn + Dv) + Dn, Dv, s.val.data() + i * Dv);
+  }
+  s.o = Zeros(N * H * Dv);
+  s.probs = Zeros(cx.B * H * T * T);
+  for (int64_t b = 0; b < cx.B; ++b) {
+    const int64_t r0 = b * T;
+    k::AttentionMask mask{cx.pos.data() + r0, cx.pos.data() + r0, cx.doc.data() + r0, cx.doc.data() + r0};
+    k::AttentionNaive(s.q.data() + r0 * H * Dqk, s.key.data() + r0 * H * Dqk, s.val.data() + r0 * H * Dv, T, T, H,
+                      Dqk, Dv, cx.scale, mask, s.o.data() + r0 * H * Dv, s.probs.data() + b * H * T * T);
+  }
+  k::MatMul(s.o.data(), N, w.o_proj, h, /*accumulate=*/true);
+}
+
+// dh: gradient of the block's residual after attention; dx (N, C) += gradient wrt x.
+void AttnBackward(const Ctx& cx, const AttentionWeights& w, const AttentionWeights& gw, const float* x,
+                  const AttnActs& s, const float* dh, float* dx) {
+  const ModelConfig& c = cx.c;
+  const int64_t N = cx.N, T = cx.T, H = c.num_attention_heads, R = c.kv_lora_rank, Dr = c.qk_rope_head_dim;
+  const int64_t Dn = c.qk_nope_head_dim, Dv = c.v_head_dim, Dqk = c.qk_head_dim();
+  Vec dout = Zeros(N * H * Dv);
+  k::MatMulBackward(s.o.data(), N, w.o_proj, dh, dout.data(), G(gw.o_proj));
+  Vec dq = Zeros(N * H * Dqk), dkey = Zeros(N * H * Dqk), dval = Zeros(N * H * Dv);
+  for (int64_t b = 0; b < cx.B; ++b) {
+    const int64_t r0 = b * T;
+    k::AttentionNaiveBackward(s.q.data() + r0 * H * Dqk, s.key.data() + r0 * H * Dqk, s.val.data() + r0 * H * Dv,
+                              s.probs.data() + b * H * T * T, dout.data() + r0 * H * Dv, T, T, H, Dqk, Dv, cx.scale,
+                              dq.data() + r0 * H * Dqk, dkey.data() + r0 * H * Dqk, dval.data() + r0 * H * Dv);
+  }
+  // Split the key gradient: k_nope and v come from kv_b_proj; the rope key is shared by all heads.
+  Vec dkvb = Zeros(N * H * (Dn + Dv)), dkpe = Zeros(N * Dr);
+  for (int64_t i = 0; i < N * H; ++i) {
+    std::copy_n(dkey.data() + i * Dqk, Dn, dkvb.data() + i * (Dn + Dv));
+    std::copy_n(dval.data() + i * Dv, Dv, dkvb.data() + i * (Dn + Dv) + Dn);
+    for (int64_t j = 0; j < Dr; ++j) dkpe[(i / H) * Dr + j] += dkey[i * Dqk + Dn + j];
+  }
+  Vec dlat = Zeros(N * R);
+  k::MatMulBackward(s.lat.data(), N, w.kv_b_proj, dkvb.data(), dlat.data(), G(gw.kv_b_proj));
+  Vec dlat_pre = Zeros(N * R);
+  k::RmsNormBackward(s.lat_pre.data(), w.kv_a_layernorm, s.rstd_kv.data(), dlat.data(), N, R, dlat_pre.data(),
+                     G(gw.kv_a_layernorm));
+  k::RopeInterleaved(dkpe.data(), N, 1, Dr, Dr, cx.pos.data(), cx.inv_freq.data(), Dr, cx.rope_factor,
+                     /*inverse=*/true);
+  Vec dkv = Zeros(N * (R + Dr));
+  for (int64_t n = 0; n < N; ++n) {
+    std::copy_n(dlat_pre.data() + n * R, R, dkv.data() + n * (R + Dr));
+    std::copy_n(dkpe.data() + n * Dr, Dr, dkv.data() + n * (R + Dr) + R);
+  }
+  k::MatMulBackward(x, N, w.kv_a_proj_with_mqa, dkv.data(), dx, G(gw.kv_a_proj_with_mqa));
+  k::RopeInterleaved(dq.data() + Dn, N, H, H * Dqk, Dqk, cx.pos.data(), cx.inv_freq.data(), Dr, cx.rope_factor,
+                     /*inverse=*/true);
+  if (c.q_lora_rank > 0) {
+    const int64_t Q = c.q_lora_rank;
+    Vec dcq = Zeros(N * Q), dcq_pre = Zeros(N * Q);
+    k::MatMulBackward(s.cq.data(), N, w.q_b_proj, dq.data(), dcq.data(), G(gw.q_b_proj));
+    k::RmsNormBackward(s.cq_pre.data(), w.q_a_layernorm, s.rstd_q.data(), dcq.data(), N, Q, dcq_pre.data(),
+                       G(gw.q_a_layernorm));
+    k::MatMulBackward(x, N, w.q_a_proj, dcq_pre.data(), dx, G(gw.q_a_proj));
+  } else {
+    k::MatMulBackward(x, N, w.q_proj, dq.data(), dx, G(gw.q_proj));
+  }
+}
+
+// ---- DeepSeekMoE (spec §5) ---------------------------------------------------------------------
+
+struct MoeActs {
+  Vec scores;                                // (N, E) sigmoid
+  std::vector<int32_t> idx;                  // (N, K)
+  Vec wts;                                   // (N, K)
+  std::vector<std::vector<int64_t>> slots;   // per expert: indices into (N, K)
+  std::vector<MlpActs> expert;
+  std::vector<Vec> ye;                       // per expert: its outputs (n, C)
+  MlpActs shared;
+  Vec dscores;                               // (N, E): balance-loss gradient, from the forward
+};
+
+// Gathers x rows of the tokens in `slot` (indices into (N, K)) into xe (n, C).
+void Gather(const float* x, int64_t C, int64_t K, const std::vector<int64_t>& slot, Vec& xe) {
+  xe.resize(slot.size() * static_cast<size_t>(C));
+  for (size_t j = 0; j < slot.size(); ++j) std::copy_n(x + (slot[j] / K) * C, C, xe.data() + j * C);
+}
+
+// h (N, C) += MoE(x); returns the balance loss (mean over rows) and fills `load` (E).
+double MoeForward(const Ctx& cx, const MoeWeights& w, const float* x, float* h, MoeActs& s, std::vector<int64_t>& load) {
+  const ModelConfig& c = cx.c;
+  const int64_t N = cx.N, C = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok;
+  Vec logits = Zeros(N * E);
+  k::MatMul(x, N, w.gate, logits.data());
+  s.scores = Zeros(N * E);
+  s.idx.assign(static_cast<size_t>(N * K), 0);
+  s.wts = Zeros(N * K);
+  const k::RouterParams rp{E, K, c.n_group, c.topk_group, c.norm_topk_prob, static_cast<float>(c.routed_scaling_factor)};
+  k::RouteV3(logits.data(), w.e_score_correction_bias, N, rp, s.idx.data(), s.wts.data(), s.scores.data());
+  // Sequence-wise balance loss per row, averaged over rows; its gradient is kept for backward.
+  s.dscores = Zeros(N * E);
+  double balance = 0.0;
+  for (int64_t b = 0; b < cx.B; ++b)
+    balance += k::BalanceLoss(s.scores.data() + b * cx.T * E, s.idx.data() + b * cx.T * K, cx.T, E, K,
+                              cx.opts.balance_alpha, cx.grad_scale / static_cast<double>(cx.B),
+                              s.dscores.data() + b * cx.T * E);
+  balance /= static_cast<double>(cx.B);
+  s.slots.assign(static_cast<size_t>(E), {});
+  for (int64_t i = 0; i < N * K; ++i) s.slots[s.idx[i]].push_back(i);
+  load.assign(static_cast<size_t>(E), 0);
+  s.expert.assign(static_cast<size_t>(E), {});
+  s.ye.assign(static_cast<size_t>(E), {});
+  Vec xe;
+  for (int64_t e = 0; e < E; ++e) {
+    const auto& slot = s.slots[e];
+    load[e] = static_cast<int64_t>(slot.size());
+    if (slot.empty()) continue;
+    const int64_t n = load[e];
+    Gather(x, C, K, slot, xe);
+    s.ye[e] = Zeros(n * C);
+    MlpForward(w.experts[e], xe.data(), n, s.ye[e].data(), false, s.expert[e]);
+    for (int64_t j = 0; j < n; ++j) {
+      const float g = s.wts[slot[j]];
+      float* dst = h + (slot[j] / K) * C;
+      for (int64_t i = 0; i < C; ++i) dst[i] += g * s.ye[e][j * C + i];
+    }
+  }
+  if (w.has_shared) MlpForward(w.shared_experts, x, N, h, /*accumulate=*/true, s.shared);
+  return balance;
+}
+
+void MoeBackward(const Ctx& cx, const MoeWeights& w, const MoeWeights& gw, const float* x, const MoeActs& s,
+                 const float* dh, float* dx) {
+  const ModelConfig& c = cx.c;
+  const int64_t N = cx.N, C = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok;
+  if (w.has_shared) MlpBackward(w.shared_experts, gw.shared_experts, x, N, s.shared, dh, dx);
+  Vec dweights = Zeros(N * K), xe, dye, dxe;
+  for (int64_t e = 0; e < E; ++e) {
+    const auto& slot = s.slots[e];
+    if (slot.empty()) continue;
+    const int64_t n = static_cast<int64_t>(slot.size());
+    Gather(x, C, K, slot, xe);
+    dye.assign(static_cast<size_t>(n * C), 0.0f);
+    for (int64_t j = 0; j < n; ++j) {
+      const float* d = dh + (slot[j] / K) * C;
+      const float g = s.wts[slot[j]];
+      double dot = 0.0;  // ∂L/∂w_k = <dh, FFN_k(x)>
+      for (int64_t i = 0; i < C; ++i) {
+        dye[j * C + i] = g * d[i];
+        dot += static_cast<double>(d[i]) * s.ye[e][j * C + i];
+      }
+      dweights[slot[j]] = static_cast<float>(dot);
+    }
+    dxe.assign(static_cast<size_t>(n * C), 0.0f);
+    MlpBackward(w.experts[e], gw.experts[e], xe.data(), n, s.expert[e], dye.data(), dxe.data());
+    for (int64_t j = 0; j < n; ++j) {
+      float* dst = dx + (slot[j] / K) * C;
+      for (int64_t i = 0; i < C; ++i) dst[i] += dxe[j * C + i];
+    }
+  }
+  const k::RouterParams rp{E, K, c.n_group, c.topk_group, c.norm_topk_prob, static_cast<float>(c.routed_scaling_factor)};
+  Vec dscores = s.dscores, dlogits = Zeros(N * E);
+  k::RouteV3Backward(s.scores.data(), s.idx.data(), dweights.data(), N, rp, dscores.data());
+  k::SigmoidBackward(s.scores.data(), dscores.data(), N * E, dlogits.data());
+  k::MatMulBackward(x, N, w.gate, dlogits.data(), dx, G(gw.gate));
+}
+
+// ---- Transformer block ---------------------------------------------------------------------------
+
+struct BlockActs {
+  Vec h_in, rstd1, x1;  // block input, its norm
+  AttnActs attn;
+  Vec h_mid, rstd2, x2;
+  MlpActs mlp;
+  MoeActs moe;
+};
+
+// h (N, C) → h + attn(norm(h)) → + ffn(norm(·)). Returns the balance loss of an MoE block.
+double BlockForward(const Ctx& cx, const LayerWeights& w, Vec& h, BlockActs& s, std::vector<int64_t>* load) {
+  const int64_t N = cx.N, C = cx.c.hidden_size;
+  s.h_in = h;
+  s.x1 = Zeros(N * C);
+  s.rstd1 = Zeros(N);
+  k::RmsNorm(h.data(), w.input_layernorm, N, C, cx.eps, s.x1.data(), s.rstd1.data());
+  AttnForward(cx, w.attn, s.x1.data(), h.data(), s.attn);
+  s.h_mid = h;
+  s.x2 = Zeros(N * C);
+  s.rstd2 = Zeros(N);
+  k::RmsNorm(h.data(), w.post_attention_layernorm, N, C, cx.eps, s.x2.data(), s.rstd2.data());
+  if (w.is_moe) return MoeForward(cx, w.moe, s.x2.data(), h.data(), s.moe, *load);
+  MlpForward(w.mlp, s.x2.data(), N, h.data(), /*accumulate=*/true, s.mlp);
+  return 0.0;
+}
+
+// dh: in, the gradient wrt the block output; out, wrt its input.
+void BlockBackward(const Ctx& cx, const LayerWeights& w, const LayerWeights& gw, const BlockActs& s, Vec& dh) {
+  const int64_t N = cx.N, C = cx.c.hidden_size;
+  Vec dx2 = Zeros(N * C);
+  if (w.is_moe) MoeBackward(cx, w.moe, gw.moe, s.x2.data(), s.moe, dh.data(), dx2.data());
+  else MlpBackward(w.mlp, gw.mlp, s.x2.data(), N, s.mlp, dh.data(), dx2.data());
+  k::RmsNormBackward(s.h_mid.data(), w.post_attention_layernorm, s.rstd2.data(), dx2.data(), N, C, dh.data(),
+                     G(gw.post_attention_layernorm));
+  Vec dx1 = Zeros(N * C);
+  AttnBackward(cx, w.attn, gw.attn, s.x1.data(), s.attn, dh.data(), dx1.data());
+  k::RmsNormBackward(s.h_in.data(), w.input_layernorm, s.rstd1.data(), dx1.data(), N, C, dh.data(),
+                     G(gw.input_layernorm));
+}
+
+}  // namespace
+
+std::vector<int32_t> DocumentPositions(const TrainBatch& batch) {
+  std::vector<int32_t> pos(batch.ids.size());
+  for (int64_t b = 0; b < batch.B; ++b) {
+    int32_t p = 0;
+    for (int64_t t = 0; t < batch.T; ++t) {
+      const int64_t i = b * batch.T + t;
+      if (t > 0 && batch.doc[i] != batch.doc[i - 1]) p = 0;
+      pos[i] = p++;
+    }
+  }
+  return pos;
+}
+
+LossReport TrainForwardBackward(const ModelConfig& c, const ModelWeights& w, ModelWeights* grads,
+                                const TrainBatch& batch, const LossOptions& opts, float grad_scale) {
+  const int64_t B = batch.B, T = batch.T, N = B * T, C = c.hidden_size, V = c.vocab_size;
+  R1_CHECK(static_cast<int64_t>(batch.ids.size()) == N && batch.targets.size() == batch.ids.size() &&
+           batch.doc.size() == batch.ids.size());
+  const std::vector<int32_t> pos = DocumentPositions(batch);
+  const k::RopeParams rope = c.Rope();
+  Ctx cx{c, B, T, N, pos, batch.doc, k::RopeInvFreq(rope), k::RopeAttentionFactor(rope), c.SoftmaxScale(),
+         static_cast<float>(c.rms_norm_eps), opts, grad_scale, grads != nullptr};
+  LossReport rep;
+
+  // ---- forward: main model
+  Vec h = Zeros(N * C);
+  k::Embedding(w.embed_tokens, batch.ids.data(), N, h.data());
+  std::vector<BlockActs> acts(static_cast<size_t>(c.num_hidden_layers));
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    std::vector<int64_t> load;
+    rep.balance += BlockForward(cx, w.layers[l], h, acts[l], &load);
+    if (w.layers[l].is_moe) rep.expert_load.push_back(std::move(load));
+  }
+  const Vec& h_last = h;
+  Vec xf = Zeros(N * C), rstd_f = Zeros(N);
+  k::RmsNorm(h_last.data(), w.norm, N, C, cx.eps, xf.data(), rstd_f.data());
+  Vec logits = Zeros(N * V);
+  k::MatMul(xf.data(), N, w.lm_head, logits.data());
+  int64_t n_main = 0;
+  // The gradient scale needs the count first: count, then run the fused CE.
+  for (int32_t t : batch.targets) n_main += t >= 0;
+  const double ce = k::CrossEntropyForwardBackward(logits.data(), batch.targets.data(), N, V,
+                                                    n_main ? grad_scale / static_cast<float>(n_main) : 0.0f, nullptr);
+  rep.main = n_main ? ce / static_cast<double>(n_main) : 0.0;
+  rep.main_tokens = n_main;
+  Vec& dlogits = logits;  // now holds the gradient
+
+  // ---- forward: MTP module (depth 1), predicting the token after next
+  const bool mtp = !w.mtp.empty();
+  Vec emb_next, en, rstd_e, hh, rstd_h, cat, xm, xmf, rstd_m, dlogits2;
+  std::vector<int32_t> next_ids, has_next;
+  BlockActs mtp_acts;
+  if (mtp) {
+    const MtpWeights& m = w.mtp[0];
+    emb_next = Zeros(N * C);
+    next_ids.assign(static_cast<size_t>(N), 0);
+    has_next.assign(static_cast<size_t>(N), 0);
+    std::vector<int32_t> targets2(static_cast<size_t>(N), -1);
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t i = 0; i + 1 < T; ++i) {
+        const int64_t r = b * T + i;
+        next_ids[r] = batch.ids[r + 1];
+        has_next[r] = 1;
+        if (batch.doc[r + 1] == batch.doc[r]) targets2[r] = batch.targets[r + 1];
+      }
+    for (int64_t r = 0; r < N; ++r)
+      if (has_next[r]) w.embed_tokens.RowToF32(next_ids[r], emb_next.data() + r * C);
+    en = Zeros(N * C);
+    rstd_e = Zeros(N);
+    hh = Zeros(N * C);
+    rstd_h = Zeros(N);
+    k::RmsNorm(emb_next.data(), m.enorm, N, C, cx.eps, en.data(), rstd_e.data());
+    k::RmsNorm(xf.data(), m.hnorm, N, C, cx.eps, hh.data(), rstd_h.data());
+    cat = Zeros(N * 2 * C);
+    for (int64_t r = 0; r < N; ++r) {
+      std::copy_n(en.data() + r * C, C, cat.data() + r * 2 * C);
+      std::copy_n(hh.data() + r * C, C, cat.data() + r * 2 * C + C);
+    }
+    xm = Zeros(N * C);
+    k::MatMul(cat.data(), N, m.eh_proj, xm.data());
+    std::vector<int64_t> load;
+    rep.balance += BlockForward(cx, m.block, xm, mtp_acts, &load);
+    if (m.block.is_moe) rep.expert_load.push_back(std::move(load));
+    xmf = Zeros(N * C);
+    rstd_m = Zeros(N);
+    k::RmsNorm(xm.data(), m.shared_head_norm, N, C, cx.eps, xmf.data(), rstd_m.data());
+    dlogits2 = Zeros(N * V);
+    k::MatMul(xmf.data(), N, w.lm_head, dlogits2.data());
+    int64_t n2 = 0;
+    for (int32_t t : targets2) n2 += t >= 0;
+    const float scale2 = n2 ? static_cast<float>(grad_scale * opts.mtp_weight / static_cast<double>(n2)) : 0.0f;
+    const double ce2 = k::CrossEntropyForwardBackward(dlogits2.data(), targets2.data(), N, V, scale2, nullptr);
+    rep.mtp = n2 ? opts.mtp_weight * ce2 / static_cast<double>(n2) : 0.0;
+    rep.mtp_tokens = n2;
+  }
+  rep.loss = rep.main + rep.mtp + rep.balance;
+  if (!grads) return rep;
+  ModelWeights& g = *grads;
+
+  // ---- backward: MTP module first (it feeds gradient into the main model's final hidden state)
+  Vec dxf = Zeros(N * C);
+  if (mtp) {
+    const MtpWeights& m = w.mtp[0];
+    const MtpWeights& gm = g.mtp[0];
+    Vec dxmf = Zeros(N * C), dxm = Zeros(N * C);
+    k::MatMulBackward(xmf.data(), N, w.lm_head, dlogits2.data(), dxmf.data(), G(g.lm_head));
+    k::RmsNormBackward(xm.data(), m.shared_head_norm, rstd_m.data(), dxmf.data(), N, C, dxm.data(),
+                       G(gm.shared_head_norm));
+    BlockBackward(cx, m.block, gm.block, mtp_acts, dxm);
+    Vec dcat = Zeros(N * 2 * C);
+    k::MatMulBackward(cat.data(), N, m.eh_proj, dxm.data(), dcat.data(), G(gm.eh_proj));
+    Vec den = Zeros(N * C), dhh = Zeros(N * C), demb = Zeros(N * C);
+    for (int64_t r = 0; r < N; ++r) {
+      std::copy_n(dcat.data() + r * 2 * C, C, den.data() + r * C);
+      std::copy_n(dcat.data() + r * 2 * C + C, C, dhh.data() + r * C);
+    }
+    k::RmsNormBackward(emb_next.data(), m.enorm, rstd_e.data(), den.data(), N, C, demb.data(), G(gm.enorm));
+    k::RmsNormBackward(xf.data(), m.hnorm, rstd_h.data(), dhh.data(), N, C, dxf.data(), G(gm.hnorm));
+    for (int64_t r = 0; r < N; ++r)
+      if (has_next[r]) k::EmbeddingBackward(&next_ids[r], 1, demb.data() + r * C, C, G(g.embed_tokens));
+  }
+  // ---- backward: head, final norm, layers, embedding
+  k::MatMulBackward(xf.data(), N, w.lm_head, dlogits.data(), dxf.data(), G(g.lm_head));
+  Vec dh = Zeros(N * C);
+  k::RmsNormBackward(h_last.data(), w.norm, rstd_f.data(), dxf.data(), N, C, dh.data(), G(g.norm));
+  for (int64_t l = c.num_hidden_layers - 1; l >= 0; --l) BlockBackward(cx, w.layers[l], g.layers[l], acts[l], dh);
+  k::EmbeddingBackward(batch.ids.data(), N, dh.data(), C, G(g.embed_tokens));
+  return rep;
+}
+
+}  // namespace r1

@@ -1,0 +1,44 @@
+// The training graph of the DeepSeek-V3 architecture: a forward that saves its activations and,
+// beside each forward, its backward (as in llm.c). The loss is the contract of
+// tools/ref/README.md ("Training reference"):
+//   L = mean CE(main) + λ·mean CE(MTP, predicting t+2) + Σ_MoE layers mean_rows α·Σ_i f_i·P_i
+// over a batch of B rows × T tokens with packed documents (attention confined to a document,
+// positions restarting at each document start).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "model/config.h"
+#include "model/weights.h"
+
+namespace r1 {
+
+struct TrainBatch {
+  int64_t B = 0, T = 0;
+  std::vector<int32_t> ids;      // (B, T)
+  std::vector<int32_t> targets;  // (B, T); −1 = no loss at this position
+  std::vector<int32_t> doc;      // (B, T); contiguous runs of equal ids are documents
+};
+
+struct LossOptions {
+  double mtp_weight = 0.0;     // λ
+  double balance_alpha = 0.0;  // α
+};
+
+struct LossReport {
+  double loss = 0, main = 0, mtp = 0, balance = 0;
+  int64_t main_tokens = 0, mtp_tokens = 0;
+  // Tokens routed to each expert, per MoE layer (main layers in order, then MTP blocks).
+  std::vector<std::vector<int64_t>> expert_load;
+};
+
+// Forward and backward: returns the losses and ADDS grad_scale·∂L/∂θ into `grads` (the same
+// layout as `w`, from ParameterStore::Grads). With grads == nullptr only the forward runs.
+LossReport TrainForwardBackward(const ModelConfig& c, const ModelWeights& w, ModelWeights* grads,
+                                const TrainBatch& batch, const LossOptions& opts, float grad_scale = 1.0f);
+
+// RoPE positions of a batch: t − (start of t's document within its row).
+std::vector<int32_t> DocumentPositions(const TrainBatch& batch);
+
+}  // namespace r1
