@@ -362,10 +362,10 @@ void RegisterModelCommands(CLI::App& app) {
     AddModelArgs(cmd, &a);
     cmd->add_option("--ids", g.ids_path, "Prompt as a file of whitespace-separated token ids");
     cmd->add_option("--prompt", g.prompt, "Prompt text (needs the model's tokenizer)");
-    cmd->add_option("--max-new-tokens", g.max_new_tokens, "Tokens to generate")->required()->check(CLI::NonNegativeNumber);
-    cmd->add_option("--temperature", g.temperature, "Sampling temperature; 0 = greedy (default)")->check(CLI::NonNegativeNumber);
+    cmd->add_option("--max-new-tokens", g.max_new_tokens, "Tokens to generate")->required()->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
+    cmd->add_option("--temperature", g.temperature, "Sampling temperature; 0 = greedy (default)")->check(CLI::Range(0.0f, 100.0f));
     cmd->add_option("--top-p", g.top_p, "Nucleus sampling mass (default 1)")->check(CLI::Range(0.0f, 1.0f));
-    cmd->add_option("--top-k", g.top_k, "Keep the k most likely tokens (default 0 = all)")->check(CLI::NonNegativeNumber);
+    cmd->add_option("--top-k", g.top_k, "Keep the k most likely tokens (default 0 = all)")->check(CLI::Range(0, 1 << 30));
     cmd->add_option("--seed", g.seed, "Sampling seed (default 0)");
     cmd->add_flag("--ignore-eos", g.ignore_eos, "Do not stop at the end-of-sequence token");
   }

@@ -18,7 +18,7 @@ CLI::App* AddCommand(CLI::App& app, const std::string& name, const std::string& 
                      CommonOptions* common, std::function<Status()> run) {
   CLI::App* sub = app.add_subcommand(name, description);
   sub->add_option("--threads", common->threads, "Worker threads (default: all cores)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 1024));
   sub->add_flag("--json", common->json, "Machine-readable output on stdout");
   auto body = std::make_shared<std::function<Status()>>(
       [common, run = std::move(run)]() -> Status {

@@ -1,6 +1,7 @@
 // The r1 binary end to end: exit codes, one-line errors, --json outputs against the reference.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -20,7 +21,10 @@ struct CmdResult {
 };
 
 CmdResult R1(const std::string& args) {
-  const std::string err_path = ::testing::TempDir() + "/r1_cli_stderr.txt";
+  // One stderr file per call: ctest runs several of these tests at once.
+  static int counter = 0;
+  const std::string err_path = ::testing::TempDir() + "/r1_cli_stderr." + std::to_string(::getpid()) + "." +
+                               std::to_string(counter++) + ".txt";
   const std::string cmd = std::string(R1_BINARY) + " " + args + " 2>" + err_path;
   FILE* p = popen(cmd.c_str(), "r");
   CmdResult r{-1, "", ""};
@@ -31,6 +35,7 @@ CmdResult R1(const std::string& args) {
   const int st = pclose(p);
   r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   r.err = ReadFileToString(err_path).value();
+  std::remove(err_path.c_str());
   return r;
 }
 
