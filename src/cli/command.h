@@ -28,6 +28,7 @@ CLI::App* AddCommand(CLI::App& app, const std::string& name, const std::string& 
 
 // Each area of the CLI registers its commands here (one file each).
 void RegisterModelCommands(CLI::App& app);      // info, perplexity, generate, bench, new-model
-void RegisterTokenizerCommands(CLI::App& app);  // tokenize, tokenizer train
+void RegisterTokenizerCommands(CLI::App& app);  // tokenize, chat-template, tokenizer train
+void RegisterTrainCommands(CLI::App& app);      // pretrain, sft
 
 }  // namespace r1::cli

@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "r1 0.1.0");
   cli::RegisterModelCommands(app);
   cli::RegisterTokenizerCommands(app);
+  cli::RegisterTrainCommands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
