@@ -30,5 +30,7 @@ CLI::App* AddCommand(CLI::App& app, const std::string& name, const std::string& 
 void RegisterModelCommands(CLI::App& app);      // info, perplexity, generate, bench, new-model
 void RegisterTokenizerCommands(CLI::App& app);  // tokenize, chat-template, tokenizer train
 void RegisterTrainCommands(CLI::App& app);      // pretrain, sft
+void RegisterServeCommands(CLI::App& app);      // serve
+void RegisterChatCommands(CLI::App& app);       // chat
 
 }  // namespace r1::cli

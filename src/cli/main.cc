@@ -40,6 +40,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "r1 0.1.0");
   cli::RegisterModelCommands(app);
   cli::RegisterTokenizerCommands(app);
+  cli::RegisterServeCommands(app);
+  cli::RegisterChatCommands(app);
   cli::RegisterTrainCommands(app);
   try {
     app.parse(argc, argv);
