@@ -356,16 +356,52 @@ LossReport TrainForwardBackward(const ModelConfig& c, const ModelWeights& w, Mod
   Vec logits = Zeros(N * V);
   k::MatMul(xf.data(), N, w.lm_head, logits.data());
   int64_t n_main = 0;
-  // The gradient scale needs the count first: count, then run the fused CE.
   for (int32_t t : batch.targets) n_main += t >= 0;
-  const double ce = k::CrossEntropyForwardBackward(logits.data(), batch.targets.data(), N, V,
-                                                    n_main ? grad_scale / static_cast<float>(n_main) : 0.0f, nullptr);
-  rep.main = n_main ? ce / static_cast<double>(n_main) : 0.0;
   rep.main_tokens = n_main;
+  if (opts.token_objective) {
+    // Policy gradient: logp of each target under softmax(z/τ), the caller's objective, then
+    // dL/dz = coef·(onehot − p)/τ. Entropy is reported for the trained positions.
+    const float inv_t = 1.0f / opts.temperature;
+    Vec logp = Zeros(N), coef = Zeros(N);
+    double entropy = 0.0;
+    for (int64_t n = 0; n < N; ++n) {
+      if (batch.targets[n] < 0) continue;
+      float* row = logits.data() + n * V;
+      float m = -INFINITY;
+      for (int64_t v = 0; v < V; ++v) m = std::max(m, row[v] * inv_t);
+      double sum = 0.0;
+      for (int64_t v = 0; v < V; ++v) sum += std::exp(static_cast<double>(row[v] * inv_t - m));
+      const double lse = m + std::log(sum);
+      logp[n] = static_cast<float>(row[batch.targets[n]] * inv_t - lse);
+      double h = 0.0;
+      for (int64_t v = 0; v < V; ++v) {
+        const double lp = row[v] * inv_t - lse;
+        h -= std::exp(lp) * lp;
+      }
+      entropy += h;
+    }
+    rep.entropy = n_main ? entropy / static_cast<double>(n_main) : 0.0;
+    rep.main = opts.token_objective(logp.data(), coef.data());
+    for (int64_t n = 0; n < N; ++n) {
+      float* row = logits.data() + n * V;
+      if (batch.targets[n] < 0) {
+        std::fill(row, row + V, 0.0f);
+        continue;
+      }
+      const float lse = static_cast<float>(row[batch.targets[n]] * inv_t) - logp[n];
+      const float g = grad_scale * coef[n] * inv_t;
+      for (int64_t v = 0; v < V; ++v) row[v] = -g * std::exp(row[v] * inv_t - lse);
+      row[batch.targets[n]] += g;
+    }
+  } else {
+    const double ce = k::CrossEntropyForwardBackward(logits.data(), batch.targets.data(), N, V,
+                                                      n_main ? grad_scale / static_cast<float>(n_main) : 0.0f, nullptr);
+    rep.main = n_main ? ce / static_cast<double>(n_main) : 0.0;
+  }
   Vec& dlogits = logits;  // now holds the gradient
 
   // ---- forward: MTP module (depth 1), predicting the token after next
-  const bool mtp = !w.mtp.empty();
+  const bool mtp = !w.mtp.empty() && !opts.token_objective;
   Vec emb_next, en, rstd_e, hh, rstd_h, cat, xm, xmf, rstd_m, dlogits2;
   std::vector<int32_t> next_ids, has_next;
   BlockActs mtp_acts;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "model/config.h"
@@ -24,11 +25,17 @@ struct TrainBatch {
 struct LossOptions {
   double mtp_weight = 0.0;     // λ
   double balance_alpha = 0.0;  // α
+  // A per-token objective in place of the cross-entropy (policy gradient, GRPO). It receives, for
+  // the N = B·T positions, logp[n] = log π(targets[n]) under softmax(logits/temperature) (0 where
+  // targets[n] < 0), writes coef[n] = ∂L/∂logp[n] and returns L. The MTP loss is not used then.
+  std::function<double(const float* logp, float* coef)> token_objective;
+  float temperature = 1.0f;
 };
 
 struct LossReport {
   double loss = 0, main = 0, mtp = 0, balance = 0;
   int64_t main_tokens = 0, mtp_tokens = 0;
+  double entropy = 0;  // mean entropy (nats) of the next-token distribution over trained positions
   // Tokens routed to each expert, per MoE layer (main layers in order, then MTP blocks).
   std::vector<std::vector<int64_t>> expert_load;
 };

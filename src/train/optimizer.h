@@ -42,7 +42,8 @@ class AdamW {
 };
 
 // After an optimizer step, per MoE layer: bias_i += γ·sign(mean_load − load_i) (spec §5.4).
-// `loads` are in the order of LossReport::expert_load (main MoE layers, then MTP blocks).
+// `loads` are in the order of LossReport::expert_load (main MoE layers, then MTP blocks when the
+// MTP module ran).
 void UpdateCorrectionBias(ParameterStore* store, const std::vector<std::vector<int64_t>>& loads, double gamma);
 
 // Names of the correction biases in that same order.

@@ -102,7 +102,9 @@ Result<TrainSummary> Train(const TrainOptions& opts, const std::function<void(co
 
   auto weights = store.Weights();
   auto grads = store.Grads();
-  const LossOptions loss_opts{mtp_weight, opts.balance_alpha};
+  LossOptions loss_opts;
+  loss_opts.mtp_weight = mtp_weight;
+  loss_opts.balance_alpha = opts.balance_alpha;
   TrainSummary sum;
   Timer total, since_print;
   int64_t tokens_run = 0;

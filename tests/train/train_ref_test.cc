@@ -128,6 +128,72 @@ TEST_P(TrainRefTest, FiveAdamWStepsMatchReference) {
   }
 }
 
+// The policy-gradient path: with coef = −1/n it is the cross-entropy, so its gradients equal the
+// reference's (train-direct-q has no MTP and α = 0); at temperature τ it is checked by finite
+// differences of its own loss.
+TEST(PolicyGradient, MatchesCrossEntropyAndFiniteDifferences) {
+  TrainFixture f = Load("train-direct-q");
+  auto store = ParameterStore::FromCheckpoint(f.config, *f.ck);
+  ASSERT_TRUE(store.ok());
+  auto w = store->Weights();
+  auto g = store->Grads();
+  int64_t n = 0;
+  for (int32_t t : f.batch.targets) n += t >= 0;
+  LossOptions pg;
+  pg.token_objective = [&](const float* logp, float* coef) {
+    double l = 0;
+    for (size_t i = 0; i < f.batch.targets.size(); ++i) {
+      if (f.batch.targets[i] < 0) continue;
+      l -= logp[i] / static_cast<double>(n);
+      coef[i] = -1.0f / static_cast<float>(n);
+    }
+    return l;
+  };
+  const LossReport rep = TrainForwardBackward(f.config, *w, g.get(), f.batch, pg);
+  EXPECT_NEAR(rep.main, f.expected["loss_main"].get<double>(), 1e-5 * rep.main);
+  EXPECT_GT(rep.entropy, 0.0);
+  auto ref = io::SafetensorsFile::Open(f.dir + "/grads.safetensors");
+  ASSERT_TRUE(ref.ok());
+  for (const Parameter& p : store->params()) {
+    if (!p.trainable) continue;
+    const std::vector<float> rg = ToF32(ref.value()->tensors().at(p.spec.name));
+    double diff = 0, norm = 0;
+    for (size_t i = 0; i < rg.size(); ++i) {
+      diff += (static_cast<double>(p.grad[i]) - rg[i]) * (static_cast<double>(p.grad[i]) - rg[i]);
+      norm += static_cast<double>(rg[i]) * rg[i];
+    }
+    EXPECT_LE(std::sqrt(diff / std::max(norm, 1e-30)), 1e-4) << p.spec.name;
+  }
+  // Temperature 2 and a non-uniform objective: L = Σ c_n·logp_n with fixed c_n.
+  pg.temperature = 2.0f;
+  std::vector<float> c(f.batch.targets.size());
+  for (size_t i = 0; i < c.size(); ++i) c[i] = 0.1f * static_cast<float>(static_cast<int>(i % 7) - 3);
+  pg.token_objective = [&](const float* logp, float* coef) {
+    double l = 0;
+    for (size_t i = 0; i < c.size(); ++i)
+      if (f.batch.targets[i] >= 0) {
+        l += c[i] * static_cast<double>(logp[i]);
+        coef[i] = c[i];
+      }
+    return l;
+  };
+  store->ZeroGrad();
+  TrainForwardBackward(f.config, *w, g.get(), f.batch, pg);
+  Parameter* q = store->Find("model.layers.1.self_attn.q_proj.weight");
+  ASSERT_NE(q, nullptr);
+  for (size_t i : {size_t{0}, size_t{17}, size_t{101}}) {
+    const float x0 = q->value[i];
+    const float h = 1e-2f;
+    q->value[i] = x0 + h;
+    const double lp = TrainForwardBackward(f.config, *w, nullptr, f.batch, pg).main;
+    q->value[i] = x0 - h;
+    const double lm = TrainForwardBackward(f.config, *w, nullptr, f.batch, pg).main;
+    q->value[i] = x0;
+    const double num = (lp - lm) / (2 * h);
+    EXPECT_NEAR(q->grad[i], num, 2e-3 * std::max(1.0, std::fabs(num))) << "entry " << i;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Fixtures, TrainRefTest, ::testing::Values("train-qlora-mtp", "train-direct-q", "train-dense"),
                          [](const auto& info) {
                            std::string s = info.param;
