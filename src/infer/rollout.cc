@@ -1,0 +1,106 @@
+#include "infer/rollout.h"
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+
+#include "core/log.h"
+
+namespace r1 {
+
+double LogProbAt(const float* logits, int64_t V, int32_t id, float temperature) {
+  const double inv = 1.0 / std::max(temperature, 1e-6f);
+  double m = -INFINITY;
+  for (int64_t v = 0; v < V; ++v) m = std::max(m, logits[v] * inv);
+  double s = 0.0;
+  for (int64_t v = 0; v < V; ++v) s += std::exp(logits[v] * inv - m);
+  return logits[id] * inv - m - std::log(s);
+}
+
+Result<std::vector<Completion>> SampleCompletions(const DeepSeekV3& model, const std::vector<std::vector<int32_t>>& prompts,
+                                                  const RolloutOptions& opts, RolloutStats* stats) {
+  const ModelConfig& c = model.config();
+  const int64_t V = c.vocab_size, G = opts.group;
+  if (G < 1) return InvalidArgument("group must be >= 1");
+  if (opts.max_batch < 1) return InvalidArgument("max_batch must be >= 1");
+  Timer timer;
+  struct Seq {
+    Completion out;
+    std::unique_ptr<LatentCache> cache;
+    std::unique_ptr<Sampler> sampler;
+    std::vector<float> logits;  // of the next position
+    bool done = false;
+  };
+  std::vector<Seq> seqs;
+  seqs.reserve(prompts.size() * static_cast<size_t>(G));
+  for (size_t p = 0; p < prompts.size(); ++p) {
+    const auto& prompt = prompts[p];
+    const int64_t P = static_cast<int64_t>(prompt.size());
+    if (P == 0) return InvalidArgument("prompt " + std::to_string(p) + " is empty");
+    if (P + opts.max_new_tokens > c.max_position_embeddings)
+      return OutOfRange("prompt " + std::to_string(p) + " (" + std::to_string(P) + " tokens) + max_new_tokens " +
+                        std::to_string(opts.max_new_tokens) + " exceed the context of " +
+                        std::to_string(c.max_position_embeddings));
+    for (int32_t id : prompt)
+      if (id < 0 || id >= V) return InvalidArgument("prompt " + std::to_string(p) + " has token id " + std::to_string(id) + " outside the vocabulary");
+    LatentCache cache = model.NewCache(P + opts.max_new_tokens);
+    std::vector<float> logits(static_cast<size_t>(P * V));
+    model.Forward(prompt.data(), P, logits.data(), &cache);
+    std::vector<float> last(logits.end() - V, logits.end());
+    for (int64_t i = 0; i < G; ++i) {
+      Seq s;
+      s.out.prompt_index = static_cast<int64_t>(p);
+      s.cache = std::make_unique<LatentCache>(cache);
+      s.sampler = std::make_unique<Sampler>(SamplingParams{opts.temperature, opts.top_p, opts.top_k,
+                                                           opts.seed + static_cast<uint64_t>(p * G + i)});
+      s.logits = last;
+      seqs.push_back(std::move(s));
+    }
+  }
+  // Sample from each sequence's pending logits; decode the unfinished ones together.
+  std::vector<float> out;
+  for (int64_t step = 0; step < opts.max_new_tokens; ++step) {
+    std::vector<Seq*> active;
+    for (Seq& s : seqs) {
+      if (s.done) continue;
+      const int32_t id = s.sampler->Sample(s.logits.data(), V);
+      s.out.ids.push_back(id);
+      s.out.logprobs.push_back(static_cast<float>(LogProbAt(s.logits.data(), V, id, opts.temperature)));
+      if (std::find(opts.stop_ids.begin(), opts.stop_ids.end(), id) != opts.stop_ids.end()) {
+        s.out.stopped = true;
+        s.done = true;
+      } else if (step + 1 == opts.max_new_tokens) {
+        s.done = true;
+      } else {
+        active.push_back(&s);
+      }
+    }
+    if (active.empty()) break;
+    for (size_t b0 = 0; b0 < active.size(); b0 += static_cast<size_t>(opts.max_batch)) {
+      const size_t n = std::min(active.size() - b0, static_cast<size_t>(opts.max_batch));
+      std::vector<int32_t> ids(n);
+      std::vector<LatentCache*> caches(n);
+      for (size_t j = 0; j < n; ++j) {
+        ids[j] = active[b0 + j]->out.ids.back();
+        caches[j] = active[b0 + j]->cache.get();
+      }
+      out.resize(n * static_cast<size_t>(V));
+      R1_RETURN_IF_ERROR(model.DecodeBatch(ids.data(), static_cast<int64_t>(n), caches.data(), out.data()));
+      for (size_t j = 0; j < n; ++j) active[b0 + j]->logits.assign(out.begin() + j * V, out.begin() + (j + 1) * V);
+    }
+  }
+  std::vector<Completion> result;
+  result.reserve(seqs.size());
+  int64_t tokens = 0;
+  for (Seq& s : seqs) {
+    tokens += static_cast<int64_t>(s.out.ids.size());
+    result.push_back(std::move(s.out));
+  }
+  if (stats) {
+    stats->tokens = tokens;
+    stats->seconds = timer.Seconds();
+  }
+  return result;
+}
+
+}  // namespace r1
