@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages r1 builds and tests with, skipping those already present.
 # Run as root (or with sudo available). Node packages for the test tooling are installed under
-# tests/js/ when that folder has a package.json.
+# tests/js/ and tests/serve-js/ when those folders have a package.json; Debian's chromium is added
+# for the browser test of `r1 serve` (R1_WITH_BROWSER=0 skips it).
 set -euo pipefail
 
 PKGS=(
@@ -12,6 +13,9 @@ PKGS=(
 if [[ "${R1_WITH_NODE:-1}" == 1 ]]; then
   command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
   command -v npm >/dev/null 2>&1 || PKGS+=(npm)
+  if [[ "${R1_WITH_BROWSER:-1}" == 1 ]]; then
+    command -v chromium >/dev/null 2>&1 || PKGS+=(chromium)
+  fi
 fi
 
 missing=()
@@ -29,9 +33,11 @@ if ((${#missing[@]})); then
 fi
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
-if [[ "${R1_WITH_NODE:-1}" == 1 && -f "$root/tests/js/package.json" ]]; then
-  if [[ ! -d "$root/tests/js/node_modules" || "$root/tests/js/package.json" -nt "$root/tests/js/node_modules" ]]; then
-    echo "r1: installing test tooling from npm (tests/js)" >&2
-    (cd "$root/tests/js" && npm install --no-audit --no-fund --loglevel=error && touch node_modules)
+for js in tests/js tests/serve-js; do
+  if [[ "${R1_WITH_NODE:-1}" == 1 && -f "$root/$js/package.json" ]]; then
+    if [[ ! -d "$root/$js/node_modules" || "$root/$js/package.json" -nt "$root/$js/node_modules" ]]; then
+      echo "r1: installing test tooling from npm ($js)" >&2
+      (cd "$root/$js" && npm install --no-audit --no-fund --loglevel=error && touch node_modules)
+    fi
   fi
-fi
+done
