@@ -5,6 +5,7 @@
 
 #include "core/check.h"
 #include "core/log.h"
+#include "core/threads.h"
 
 namespace r1 {
 
@@ -65,7 +66,13 @@ Engine::Engine(const DeepSeekV3& model, const EngineOptions& opts) : model_(mode
   stats_.max_batch = opts_.max_batch;
   stats_.kv_capacity = opts_.max_batch * opts_.ctx;
   for (const LatentCache& c : slots_) stats_.kv_bytes += static_cast<int64_t>(c.bytes());
-  thread_ = std::thread([this] { Loop(); });
+  // OpenMP's thread count is per thread: the scheduler runs the model with the creator's setting
+  // (--threads), not the default of all cores.
+  const int threads = NumThreads();
+  thread_ = std::thread([this, threads] {
+    SetNumThreads(threads);
+    Loop();
+  });
 }
 
 Engine::~Engine() {
