@@ -32,5 +32,6 @@ void RegisterTokenizerCommands(CLI::App& app);  // tokenize, chat-template, toke
 void RegisterTrainCommands(CLI::App& app);      // pretrain, sft
 void RegisterServeCommands(CLI::App& app);      // serve
 void RegisterChatCommands(CLI::App& app);       // chat
+void RegisterTaskCommands(CLI::App& app);       // task
 
 }  // namespace r1::cli

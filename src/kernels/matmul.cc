@@ -9,9 +9,11 @@
 #include <vector>
 
 // GCC 12's AVX-512 headers initialize their "undefined" vectors from themselves, which
-// -Wmaybe-uninitialized reports at every inlined use (GCC bug 105593); the code is fine.
+// -Wmaybe-uninitialized / -Wuninitialized report at every inlined use (GCC bug 105593); the code
+// is fine.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 
 namespace r1::kernels {
@@ -42,13 +44,15 @@ int64_t RoundUp(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VBMI__)
 #define R1_GEMV_AVX512 1
 
-// Horizontal sum through memory: GCC 12's _mm512_reduce_add_ps trips -Wmaybe-uninitialized.
+// Horizontal sum as a tree in registers (8+8, 4+4, 2+2, 1+1): a handful of shuffles instead of
+// sixteen dependent scalar adds, which matters when K is small and every (row, input) pair ends
+// in one. The same order for every pair, so T == 1 and batched rows still agree bit for bit.
 inline float HSum(__m512 v) {
-  alignas(64) float lanes[16];
-  _mm512_store_ps(lanes, v);
-  float s = 0.0f;
-  for (float l : lanes) s += l;
-  return s;
+  const __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+  __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+  s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+  s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
+  return _mm_cvtss_f32(s4);
 }
 
 constexpr int64_t kBf16Chunk = 32;  // weights per 64-byte load
