@@ -30,6 +30,7 @@ CLI::App* AddCommand(CLI::App& app, const std::string& name, const std::string& 
 void RegisterModelCommands(CLI::App& app);      // info, perplexity, generate, bench, new-model
 void RegisterTokenizerCommands(CLI::App& app);  // tokenize, chat-template, tokenizer train
 void RegisterTrainCommands(CLI::App& app);      // pretrain, sft
+void RegisterRlCommands(CLI::App& app);         // grpo, eval
 void RegisterServeCommands(CLI::App& app);      // serve
 void RegisterChatCommands(CLI::App& app);       // chat
 void RegisterTaskCommands(CLI::App& app);       // task

@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   cli::RegisterServeCommands(app);
   cli::RegisterChatCommands(app);
   cli::RegisterTrainCommands(app);
+  cli::RegisterRlCommands(app);
   cli::RegisterTaskCommands(app);
   try {
     app.parse(argc, argv);

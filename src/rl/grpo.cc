@@ -1,0 +1,333 @@
+#include "rl/grpo.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "core/file.h"
+#include "core/log.h"
+#include "infer/rollout.h"
+#include "io/safetensors.h"
+#include "model/deepseek_v3.h"
+#include "model/parameters.h"
+#include "model/train_graph.h"
+#include "rl/eval.h"
+#include "rl/reward.h"
+#include "train/checkpoint.h"
+#include "train/optimizer.h"
+
+namespace r1::rl {
+namespace {
+
+using json = nlohmann::json;
+
+// One sampled completion with everything the update needs.
+struct Sample {
+  int64_t group = 0;
+  std::vector<int32_t> prompt, ids;
+  std::vector<float> old_logp, ref_logp;
+  double reward = 0, advantage = 0;
+  bool correct = false, well_formed = false, stopped = false;
+};
+
+Status Validate(const GrpoOptions& o) {
+  if (o.init.empty()) return UsageError("--init is required");
+  if (o.out.empty()) return UsageError("--out is required");
+  if (o.task.empty()) return UsageError("--task is required");
+  if (o.steps < 1) return UsageError("--steps must be >= 1");
+  if (o.prompts_per_step < 1 || o.group < 2) return UsageError("--prompts-per-step must be >= 1 and --group >= 2");
+  if (o.max_new_tokens < 1) return UsageError("--max-new-tokens must be >= 1");
+  if (!(o.lr > 0)) return UsageError("--lr must be positive");
+  if (o.beta < 0) return UsageError("--beta must be >= 0");
+  if (!(o.epsilon > 0)) return UsageError("--epsilon must be positive");
+  if (o.mu < 1) return UsageError("--mu must be >= 1");
+  if (!(o.temperature > 0)) return UsageError("--temperature must be positive for GRPO sampling");
+  return Status::Ok();
+}
+
+// Rows of a micro-batch: prompt + completion, predicting the completion tokens only.
+TrainBatch MakeBatch(const std::vector<Sample*>& rows) {
+  TrainBatch b;
+  b.B = static_cast<int64_t>(rows.size());
+  for (const Sample* s : rows) b.T = std::max<int64_t>(b.T, static_cast<int64_t>(s->prompt.size() + s->ids.size()) - 1);
+  b.ids.assign(static_cast<size_t>(b.B * b.T), 0);
+  b.targets.assign(static_cast<size_t>(b.B * b.T), -1);
+  b.doc.assign(static_cast<size_t>(b.B * b.T), -1);
+  for (int64_t r = 0; r < b.B; ++r) {
+    const Sample& s = *rows[r];
+    std::vector<int32_t> seq = s.prompt;
+    seq.insert(seq.end(), s.ids.begin(), s.ids.end());
+    const int64_t P = static_cast<int64_t>(s.prompt.size()), L = static_cast<int64_t>(seq.size()) - 1;
+    for (int64_t t = 0; t < L; ++t) {
+      b.ids[r * b.T + t] = seq[t];
+      b.doc[r * b.T + t] = 0;
+      if (t + 1 >= P) b.targets[r * b.T + t] = seq[t + 1];  // completion token t+1−P
+    }
+  }
+  return b;
+}
+
+}  // namespace
+
+Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(const std::string&)>& on_step) {
+  R1_RETURN_IF_ERROR(Validate(opts));
+  R1_ASSIGN_OR_RETURN(auto task, MakeTask(opts.task, opts.task_args));
+  RewardConfig rc;
+  if (!opts.reward.empty()) {
+    R1_ASSIGN_OR_RETURN(rc, ParseRewardConfig(opts.reward));
+  }
+  if (rc.max_tokens == 0) rc.max_tokens = opts.max_new_tokens;
+  const std::string& source = opts.init;
+  R1_ASSIGN_OR_RETURN(auto ck, io::Checkpoint::Open(source));
+  R1_ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromJson(ck->config_text(), source + "/config.json"));
+  R1_ASSIGN_OR_RETURN(ParameterStore store, ParameterStore::FromCheckpoint(config, *ck));
+  ck.reset();
+  if (!FileExists(source + "/tokenizer.json")) return InvalidArgument(source + ": GRPO needs the checkpoint's tokenizer.json");
+  R1_ASSIGN_OR_RETURN(auto tokenizer, tok::Tokenizer::Load(source));
+  // The reference policy: a frozen copy (only when β > 0).
+  std::unique_ptr<ParameterStore> ref;
+  if (opts.beta > 0) {
+    R1_ASSIGN_OR_RETURN(auto ck2, io::Checkpoint::Open(source));
+    R1_ASSIGN_OR_RETURN(ParameterStore r, ParameterStore::FromCheckpoint(config, *ck2));
+    ref = std::make_unique<ParameterStore>(std::move(r));
+  }
+  auto weights = store.Weights();
+  auto grads = store.Grads();
+  std::unique_ptr<ModelWeights> ref_weights = ref ? ref->Weights() : nullptr;
+  // The inference engine on the live weights: rollouts see every update.
+  DeepSeekV3 policy(config, store.Weights());
+  train::AdamW opt(&store, train::AdamWConfig{0.9f, 0.95f, 1e-8f, opts.weight_decay, opts.clip});
+  train::TrainerState state;
+  state.stage = "grpo";
+  state.seed = opts.seed;
+  std::unique_ptr<FILE, int (*)(FILE*)> metrics(nullptr, &std::fclose);
+  if (!opts.metrics.empty()) {
+    metrics.reset(std::fopen(opts.metrics.c_str(), "a"));
+    if (!metrics) return IoError(opts.metrics + ": cannot open for appending");
+  }
+  const double eps_low = opts.epsilon, eps_high = opts.epsilon_high >= 0 ? opts.epsilon_high : opts.epsilon;
+  const int64_t P = opts.prompts_per_step, G = opts.group;
+  uint64_t prompt_cursor = 0;
+  GrpoSummary summary;
+  Timer total;
+  for (int64_t step = 0; step < opts.steps; ++step) {
+    Timer t_rollout;
+    // ---- rollouts (with dynamic sampling: keep groups whose rewards differ)
+    std::vector<Sample> samples;
+    int64_t groups_kept = 0, groups_seen = 0, zero_std_groups = 0, rollout_tokens = 0;
+    double rollout_seconds = 0;
+    for (int round = 0; round <= (opts.dynamic_sampling ? opts.max_resample_rounds : 0) && groups_kept < P; ++round) {
+      const int64_t need = P - groups_kept;
+      std::vector<Problem> problems;
+      std::vector<std::vector<int32_t>> prompts;
+      for (int64_t i = 0; i < need; ++i) {
+        problems.push_back(task->Generate(Split::kTrain, prompt_cursor++));
+        R1_ASSIGN_OR_RETURN(auto ids, PromptIds(*tokenizer, problems.back()));
+        prompts.push_back(std::move(ids));
+      }
+      RolloutOptions ro;
+      ro.group = G;
+      ro.max_new_tokens = opts.max_new_tokens;
+      ro.temperature = opts.temperature;
+      ro.top_p = opts.top_p;
+      ro.seed = opts.seed * 1000003ull + static_cast<uint64_t>(step) * 7919ull + static_cast<uint64_t>(round) * 131ull;
+      ro.max_batch = opts.max_batch;
+      if (tokenizer->eos_id() >= 0) ro.stop_ids.push_back(tokenizer->eos_id());
+      RolloutStats rs;
+      R1_ASSIGN_OR_RETURN(std::vector<Completion> comps, SampleCompletions(policy, prompts, ro, &rs));
+      rollout_tokens += rs.tokens;
+      rollout_seconds += rs.seconds;
+      for (int64_t p = 0; p < need; ++p) {
+        std::vector<Sample> grp;
+        double mean = 0;
+        for (int64_t i = 0; i < G; ++i) {
+          const Completion& c = comps[static_cast<size_t>(p * G + i)];
+          Sample s;
+          s.group = groups_kept;
+          s.prompt = prompts[p];
+          s.ids = c.ids;
+          s.old_logp = c.logprobs;
+          s.stopped = c.stopped;
+          const std::string text = CompletionText(*tokenizer, c.ids, c.stopped);
+          const Reward r = ComputeReward(*task, problems[p], text, static_cast<int64_t>(c.ids.size()), rc);
+          s.reward = r.total;
+          s.correct = r.correct;
+          s.well_formed = r.well_formed;
+          mean += r.total / static_cast<double>(G);
+          grp.push_back(std::move(s));
+        }
+        double var = 0;
+        for (const Sample& s : grp) var += (s.reward - mean) * (s.reward - mean);
+        const double sd = std::sqrt(var / static_cast<double>(G - 1));  // unbiased, as TRL
+        ++groups_seen;
+        const bool flat = sd < 1e-9;
+        zero_std_groups += flat;
+        if (flat && opts.dynamic_sampling && round < opts.max_resample_rounds) continue;
+        for (Sample& s : grp) {
+          s.advantage = opts.scale_rewards ? (s.reward - mean) / (sd + 1e-4) : s.reward - mean;
+          s.group = groups_kept;
+          samples.push_back(std::move(s));
+        }
+        ++groups_kept;
+      }
+    }
+    const double t_roll = t_rollout.Seconds();
+    // ---- reference log-probs (frozen policy), one forward per micro-batch
+    Timer t_update;
+    std::vector<Sample*> all;
+    for (Sample& s : samples) all.push_back(&s);
+    int64_t completion_tokens = 0, max_len = 0;
+    for (const Sample* s : all) {
+      completion_tokens += static_cast<int64_t>(s->ids.size());
+      max_len = std::max<int64_t>(max_len, static_cast<int64_t>(s->ids.size()));
+    }
+    auto for_rows = [&](const std::function<void(const std::vector<Sample*>&)>& fn) {
+      for (size_t i = 0; i < all.size(); i += static_cast<size_t>(opts.micro_batch))
+        fn(std::vector<Sample*>(all.begin() + i, all.begin() + std::min(all.size(), i + static_cast<size_t>(opts.micro_batch))));
+    };
+    if (ref) {
+      for_rows([&](const std::vector<Sample*>& rows) {
+        TrainBatch b = MakeBatch(rows);
+        LossOptions lo;
+        lo.temperature = opts.temperature;
+        lo.token_objective = [&](const float* logp, float*) {
+          for (int64_t r = 0; r < b.B; ++r) {
+            const int64_t P0 = static_cast<int64_t>(rows[r]->prompt.size());
+            rows[r]->ref_logp.resize(rows[r]->ids.size());
+            for (size_t j = 0; j < rows[r]->ids.size(); ++j) rows[r]->ref_logp[j] = logp[r * b.T + P0 - 1 + static_cast<int64_t>(j)];
+          }
+          return 0.0;
+        };
+        TrainForwardBackward(config, *ref_weights, nullptr, b, lo);
+      });
+    }
+    // ---- μ optimizer steps on the clipped objective
+    const double n_seqs = static_cast<double>(all.size());
+    double kl_sum = 0, clipped = 0, entropy_sum = 0, loss_sum = 0;
+    int64_t counted = 0;
+    for (int it = 0; it < opts.mu && !all.empty(); ++it) {
+      store.ZeroGrad();
+      std::vector<std::vector<int64_t>> loads;
+      double kl_it = 0, clipped_it = 0, ent_it = 0, loss_it = 0;
+      for_rows([&](const std::vector<Sample*>& rows) {
+        TrainBatch b = MakeBatch(rows);
+        LossOptions lo;
+        lo.temperature = opts.temperature;
+        lo.balance_alpha = opts.balance_alpha;
+        lo.token_objective = [&](const float* logp, float* coef) {
+          double loss = 0;
+          for (int64_t r = 0; r < b.B; ++r) {
+            const Sample& s = *rows[r];
+            const int64_t P0 = static_cast<int64_t>(s.prompt.size()), n = static_cast<int64_t>(s.ids.size());
+            // Per-token weight of the aggregation.
+            double w = 0;
+            switch (opts.loss) {
+              case GrpoLoss::kTokenMean: w = 1.0 / static_cast<double>(completion_tokens); break;
+              case GrpoLoss::kSeqMeanTokenMean: w = 1.0 / (n_seqs * static_cast<double>(n)); break;
+              case GrpoLoss::kDrGrpo: w = 1.0 / (n_seqs * static_cast<double>(opts.max_new_tokens)); break;
+            }
+            for (int64_t j = 0; j < n; ++j) {
+              const int64_t i = r * b.T + P0 - 1 + j;
+              const double lp = logp[i], ratio = std::exp(lp - s.old_logp[j]), A = s.advantage;
+              const double unclipped = ratio * A;
+              const double clipped_ratio = std::clamp(ratio, 1.0 - eps_low, 1.0 + eps_high);
+              const bool clip_active = clipped_ratio * A < unclipped;
+              const double J = clip_active ? clipped_ratio * A : unclipped;
+              double c = clip_active ? 0.0 : -ratio * A;  // ∂(−J)/∂logp
+              double tok_loss = -J;
+              if (ref) {
+                const double d = s.ref_logp[j] - lp;
+                const double kl = std::exp(d) - d - 1.0;
+                tok_loss += opts.beta * kl;
+                c += opts.beta * (1.0 - std::exp(d));
+                kl_it += kl;
+              }
+              clipped_it += clip_active;
+              loss += w * tok_loss;
+              coef[i] = static_cast<float>(w * c);
+            }
+          }
+          return loss;
+        };
+        const LossReport rep = TrainForwardBackward(config, *weights, grads.get(), b, lo);
+        ent_it += rep.entropy * static_cast<double>(rep.main_tokens);
+        loss_it += rep.main;
+        if (loads.empty()) loads = rep.expert_load;
+        else
+          for (size_t l = 0; l < loads.size(); ++l)
+            for (size_t e = 0; e < loads[l].size(); ++e) loads[l][e] += rep.expert_load[l][e];
+      });
+      opt.Step(opts.lr);
+      train::UpdateCorrectionBias(&store, loads, opts.bias_update_speed);
+      if (it == 0) {  // report the first pass (ratios are 1 there up to kernel rounding)
+        kl_sum = kl_it;
+        clipped = clipped_it;
+        entropy_sum = ent_it;
+        loss_sum = loss_it;
+        counted = completion_tokens;
+      }
+    }
+    if (ref && opts.ref_refresh > 0 && (step + 1) % opts.ref_refresh == 0)
+      for (size_t i = 0; i < store.params().size(); ++i) ref->params()[i].value = store.params()[i].value;
+    const double t_upd = t_update.Seconds();
+    // ---- metrics
+    double rmean = 0, rsq = 0, acc = 0, fmt = 0, len = 0;
+    for (const Sample* s : all) {
+      rmean += s->reward;
+      rsq += s->reward * s->reward;
+      acc += s->correct;
+      fmt += s->well_formed;
+      len += static_cast<double>(s->ids.size());
+    }
+    const double ns = std::max(1.0, n_seqs);
+    rmean /= ns;
+    const double rstd = std::sqrt(std::max(0.0, rsq / ns - rmean * rmean));
+    const double tok = std::max<double>(1, static_cast<double>(counted));
+    json m = {{"stage", "grpo"},
+              {"step", step + 1},
+              {"reward_mean", rmean},
+              {"reward_std", rstd},
+              {"accuracy", acc / ns},
+              {"format_rate", fmt / ns},
+              {"completion_length_mean", len / ns},
+              {"completion_length_max", max_len},
+              {"kl", ref ? kl_sum / tok : 0.0},
+              {"clip_fraction", clipped / tok},
+              {"entropy", entropy_sum / tok},
+              {"loss", loss_sum},
+              {"zero_std_groups", groups_seen ? static_cast<double>(zero_std_groups) / static_cast<double>(groups_seen) : 0.0},
+              {"groups", groups_kept},
+              {"rollout_tokens_per_s", static_cast<double>(rollout_tokens) / std::max(rollout_seconds, 1e-9)},
+              {"update_tokens_per_s", static_cast<double>(completion_tokens * opts.mu) / std::max(t_upd, 1e-9)},
+              {"rollout_seconds", t_roll},
+              {"update_seconds", t_upd},
+              {"lr", opts.lr}};
+    const std::string line = m.dump();
+    if (metrics) {
+      std::fprintf(metrics.get(), "%s\n", line.c_str());
+      std::fflush(metrics.get());
+    }
+    if (on_step) on_step(line);
+    if (!opts.quiet) {
+      const double elapsed = total.Seconds();
+      LogInfo("grpo step %lld/%lld  reward %.3f±%.3f  acc %.3f  format %.2f  len %.0f/%lld  kl %.4f  clip %.3f  "
+              "rollout %.1fs (%.0f tok/s)  update %.1fs  ETA %.0fs",
+              static_cast<long long>(step + 1), static_cast<long long>(opts.steps), rmean, rstd, acc / ns, fmt / ns,
+              len / ns, static_cast<long long>(max_len), ref ? kl_sum / tok : 0.0, clipped / tok, t_roll,
+              static_cast<double>(rollout_tokens) / std::max(rollout_seconds, 1e-9), t_upd,
+              elapsed / static_cast<double>(step + 1) * static_cast<double>(opts.steps - step - 1));
+    }
+    summary.final_reward = rmean;
+    summary.final_accuracy = acc / ns;
+    state.step = step + 1;
+    if (opts.save_every > 0 && state.step % opts.save_every == 0 && state.step < opts.steps)
+      R1_RETURN_IF_ERROR(train::SaveCheckpoint(opts.out, store, &opt, state, source));
+  }
+  R1_RETURN_IF_ERROR(train::SaveCheckpoint(opts.out, store, &opt, state, source));
+  summary.steps = opts.steps;
+  summary.seconds = total.Seconds();
+  return summary;
+}
+
+}  // namespace r1::rl

@@ -1,0 +1,58 @@
+// GRPO (DeepSeekMath / DeepSeek-R1; spec r1-training.md §1) on the live engine: the rollouts are
+// sampled by the inference path on the very weights being trained, in the same process.
+//
+// One step: P prompts from the task's training split → G completions each (latent-cache batched
+// decode, recording log π_old per token) → rule-based rewards → advantages normalized within each
+// group (mean/std, or mean only for Dr. GRPO) → μ optimizer steps on the clipped-ratio objective
+//   J_t = min(ρ_t·A, clip(ρ_t, 1−ε_low, 1+ε_high)·A),  ρ_t = π_θ(o_t)/π_old(o_t)
+// minus β·k3-KL to a frozen reference, D_t = π_ref/π_θ − log(π_ref/π_θ) − 1, aggregated by
+// token-mean, seq-mean-token-mean or Dr. GRPO's constant normalizer (G·P·max_new_tokens).
+// The router's correction biases keep their balancing updates during RL.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "core/status.h"
+
+namespace r1::rl {
+
+enum class GrpoLoss { kTokenMean, kSeqMeanTokenMean, kDrGrpo };
+
+struct GrpoOptions {
+  std::string init, out, metrics;
+  std::string task, task_args;
+  std::string reward;                 // ParseRewardConfig spec; "" = defaults
+  int64_t steps = 0;
+  int64_t prompts_per_step = 8;       // P
+  int64_t group = 8;                  // G
+  int64_t max_new_tokens = 128;
+  float temperature = 1.0f, top_p = 1.0f;
+  float lr = 1e-5f;
+  double beta = 0.0;                  // KL weight; 0 skips the reference model
+  double epsilon = 0.2, epsilon_high = -1;  // < 0: = epsilon
+  GrpoLoss loss = GrpoLoss::kTokenMean;
+  bool scale_rewards = true;          // divide by the group std (false for Dr. GRPO)
+  int mu = 1;                         // optimizer steps per rollout batch
+  int64_t ref_refresh = 0;            // copy the policy into the reference every N steps; 0 never
+  bool dynamic_sampling = false;      // drop all-equal groups and sample more prompts
+  int max_resample_rounds = 4;
+  uint64_t seed = 0;
+  int64_t save_every = 0;
+  float weight_decay = 0.0f, clip = 1.0f;
+  double bias_update_speed = 0.001, balance_alpha = 0.0001;
+  int64_t micro_batch = 16;           // completions per forward/backward
+  int64_t max_batch = 64;             // sequences per rollout decode step
+  bool quiet = false;
+};
+
+struct GrpoSummary {
+  int64_t steps = 0;
+  double seconds = 0, final_reward = 0, final_accuracy = 0;
+};
+
+// `on_step` receives each step's metrics JSON.
+Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(const std::string&)>& on_step = nullptr);
+
+}  // namespace r1::rl
