@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/check.h"
 #include "rl/generated_task.h"
 #include "rl/rational.h"
 #include "rl/tasks.h"
@@ -78,6 +79,7 @@ class ArithmeticTask : public GeneratedTask {
       : GeneratedTask("arithmetic", o), digits_(digits), ops_(std::move(ops)) {}
 
   bool Verify(const Problem& p, std::string_view answer) const override {
+    if (!HasIntegerFields(p, {"result"})) return false;
     // "47 + 85 = 132" counts as "132": take the text after the last '='.
     if (const size_t eq = answer.rfind('='); eq != std::string_view::npos) answer = answer.substr(eq + 1);
     const std::optional<Rational> v = ParseNumber(answer);
@@ -85,6 +87,7 @@ class ArithmeticTask : public GeneratedTask {
   }
 
   std::string Solution(const Problem& p, uint64_t variant) const override {
+    R1_CHECK(p.task == name() && HasIntegerFields(p, {"a", "b", "result"})) << "Solution of a problem from another task";
     const int64_t a = p.data["a"], b = p.data["b"], r = p.data["result"];
     const std::string op = p.data["op"];
     const std::string q = S(a) + " " + op + " " + S(b);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "rl/expression.h"
+#include "core/check.h"
 #include "rl/generated_task.h"
 #include "rl/tasks.h"
 
@@ -72,6 +73,7 @@ class CountdownTask : public GeneratedTask {
       : GeneratedTask("countdown", o), count_(count), max_(max), target_(target) {}
 
   bool Verify(const Problem& p, std::string_view answer) const override {
+    if (!HasIntegerFields(p, {"target"}, "numbers")) return false;
     const int64_t target = p.data["target"];
     // "7*3+25 = 46" counts as "7*3+25" when the right side is the target.
     if (const size_t eq = answer.rfind('='); eq != std::string_view::npos) {
@@ -91,6 +93,7 @@ class CountdownTask : public GeneratedTask {
   }
 
   std::string Solution(const Problem& p, uint64_t variant) const override {
+    R1_CHECK(p.task == name() && HasIntegerFields(p, {"target"}, "numbers")) << "Solution of a problem from another task";
     const std::vector<int64_t> numbers = p.data["numbers"];
     const int64_t target = p.data["target"];
     const std::string expr = p.answer;

@@ -26,6 +26,21 @@ uint64_t StableHash(std::string_view s, uint64_t salt) {
   return Mix(h);
 }
 
+bool HasIntegerFields(const Problem& p, std::initializer_list<const char*> keys, const char* array_key) {
+  if (!p.data.is_object()) return false;
+  for (const char* k : keys) {
+    auto it = p.data.find(k);
+    if (it == p.data.end() || !it->is_number_integer()) return false;
+  }
+  if (array_key != nullptr) {
+    auto it = p.data.find(array_key);
+    if (it == p.data.end() || !it->is_array()) return false;
+    for (const nlohmann::json& v : *it)
+      if (!v.is_number_integer()) return false;
+  }
+  return true;
+}
+
 Result<GeneratedTaskOptions> ParseGeneratedTaskOptions(TaskArgs& args) {
   GeneratedTaskOptions o;
   R1_ASSIGN_OR_RETURN(int64_t seed, args.Int("seed", 0, 0, INT64_MAX));

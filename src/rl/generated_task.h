@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 
@@ -52,6 +53,10 @@ class GeneratedTask : public Task {
   std::string name_;
   GeneratedTaskOptions options_;
 };
+
+// Whether `p` carries the integer fields `keys` (and, for `array_key`, an array of integers):
+// Verify answers false for a problem that did not come from its task instead of failing.
+bool HasIntegerFields(const Problem& p, std::initializer_list<const char*> keys, const char* array_key = nullptr);
 
 // A stable 64-bit hash of `s` (FNV-1a, then a splitmix finalizer), the same on every platform.
 uint64_t StableHash(std::string_view s, uint64_t salt = 0);

@@ -5,6 +5,7 @@
 // The worked solution moves the constant to the right side, then divides by the coefficient.
 #include <string>
 
+#include "core/check.h"
 #include "rl/generated_task.h"
 #include "rl/rational.h"
 #include "rl/tasks.h"
@@ -33,6 +34,7 @@ class LinearTask : public GeneratedTask {
       : GeneratedTask("linear", o), a_(a), b_(b), x_(x) {}
 
   bool Verify(const Problem& p, std::string_view answer) const override {
+    if (!HasIntegerFields(p, {"x"})) return false;
     // "x = 5" counts as "5".
     answer = TrimSpace(answer);
     if (!answer.empty() && (answer.front() == 'x' || answer.front() == 'X')) {
@@ -45,6 +47,7 @@ class LinearTask : public GeneratedTask {
   }
 
   std::string Solution(const Problem& p, uint64_t variant) const override {
+    R1_CHECK(p.task == name() && HasIntegerFields(p, {"a", "b", "c", "x"})) << "Solution of a problem from another task";
     const int64_t a = p.data["a"], b = p.data["b"], c = p.data["c"], x = p.data["x"];
     const int v = static_cast<int>(variant % 3);
     std::string steps = LeftSide(a, b) + " = " + S(c) + "\n";

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/check.h"
 #include "rl/generated_task.h"
 #include "rl/rational.h"
 #include "rl/tasks.h"
@@ -55,6 +56,7 @@ class SortTask : public GeneratedTask {
       : GeneratedTask("sort", o), count_(count), max_(max) {}
 
   bool Verify(const Problem& p, std::string_view answer) const override {
+    if (!HasIntegerFields(p, {}, "numbers")) return false;
     std::vector<int64_t> expected = p.data["numbers"];
     std::sort(expected.begin(), expected.end());
     const std::optional<std::vector<int64_t>> got = ParseList(answer, expected.size());
@@ -62,6 +64,7 @@ class SortTask : public GeneratedTask {
   }
 
   std::string Solution(const Problem& p, uint64_t variant) const override {
+    R1_CHECK(p.task == name() && HasIntegerFields(p, {}, "numbers")) << "Solution of a problem from another task";
     std::vector<int64_t> left = p.data["numbers"];
     const int v = static_cast<int>(variant % 3);
     static const char* kIntro[] = {"Take the smallest remaining number each time.", "Selection sort:",

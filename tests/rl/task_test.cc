@@ -111,6 +111,20 @@ TEST_P(EveryTaskTest, RejectsWrongAndGarbageAnswers) {
   }
 }
 
+TEST_P(EveryTaskTest, ProblemsOfOtherTasksAreNotVerifiedAndDoNotCrash) {
+  auto task = Make(GetParam());
+  Problem empty;
+  EXPECT_FALSE(task->Verify(empty, "1"));
+  Problem wrong_types;
+  wrong_types.data = {{"result", "7"}, {"target", 3.5}, {"x", nullptr}, {"numbers", {"a", 1}}};
+  EXPECT_FALSE(task->Verify(wrong_types, "7"));
+  for (const std::string& other : TaskNames()) {
+    if (other == GetParam()) continue;
+    const Problem p = Make(other)->Generate(Split::kTrain, 0);
+    task->Verify(p, p.answer);  // may be true by coincidence of field names; must not crash
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Tasks, EveryTaskTest, ::testing::Values("arithmetic", "countdown", "linear", "sort"));
 
 TEST(MakeTaskTest, NamesAndArgs) {
