@@ -20,6 +20,10 @@ namespace {
 
 std::string S(int64_t v) { return std::to_string(v); }
 
+// Failed tries stop once the trace would pass this many characters, so that a solution stays
+// within ~150 tokens of a small BPE vocabulary (docs/rl-tasks.md).
+constexpr size_t kMaxSearchChars = 90;
+
 // A sub-expression while building: its value, its text and its precedence (3 = number,
 // 2 = * /, 1 = + -) so the text gets parentheses only where needed.
 struct Item {
@@ -122,6 +126,7 @@ class CountdownTask : public GeneratedTask {
         acc = s->result;
       }
       if (!ok) continue;
+      if (steps.size() + line.size() > kMaxSearchChars) break;  // keep the whole solution short
       steps += line + ". No.\n";
       ++f;
     }
