@@ -96,6 +96,9 @@ struct Server::Impl {
 
 void Server::Impl::Routes() {
   http.set_payload_max_length(opts.max_body_bytes);
+  // httplib keeps a worker on each open connection between its requests: a short keep-alive
+  // returns idle clients' workers to the pool (and bounds how long Stop waits for them).
+  http.set_keep_alive_timeout(2);
   http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     if (opts.api_key.empty() || req.path.rfind("/v1/", 0) != 0) return httplib::Server::HandlerResponse::Unhandled;
     if (req.get_header_value("Authorization") == "Bearer " + opts.api_key)
