@@ -1,5 +1,8 @@
 // r1: one binary, one subcommand per stage of the R1 system.
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -35,6 +38,13 @@ CLI::App* AddCommand(CLI::App& app, const std::string& name, const std::string& 
 
 int main(int argc, char** argv) {
   using namespace r1;
+  // OpenMP threads that spin while they wait take the cores from everything else; on a shared or
+  // busy 2-core machine a training step ran 8x slower that way. libgomp reads the policy when it
+  // loads, before main, so set it and start again once (an explicit setting is respected).
+  if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
+    ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    ::execv("/proc/self/exe", argv);  // returns only on failure: then run as we are
+  }
   CLI::App app{"r1 — DeepSeek-R1 end to end: model, training recipe and deployment"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "r1 0.1.0");
