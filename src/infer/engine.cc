@@ -106,11 +106,14 @@ Result<std::shared_ptr<RequestHandle>> Engine::Submit(EngineRequest req, bool* q
   std::shared_ptr<RequestHandle> handle = seq->handle;
   {
     std::lock_guard<std::mutex> lk(mu_);
-    if (static_cast<int64_t>(queue_.size()) >= opts_.max_queue) {
+    // Waiting requests beyond the free slots count against the queue limit.
+    const int64_t waiting = static_cast<int64_t>(queue_.size()) - static_cast<int64_t>(free_slots_.size());
+    if (waiting >= opts_.max_queue) {
       ++stats_.requests_rejected;
       if (queue_full) *queue_full = true;
-      return OutOfRange("the server is busy: " + std::to_string(queue_.size()) +
-                        " requests are waiting (limit " + std::to_string(opts_.max_queue) + ")");
+      return OutOfRange("the server is busy: all " + std::to_string(opts_.max_batch) + " slots are taken and " +
+                        std::to_string(std::max<int64_t>(waiting, 0)) + " requests are waiting (limit " +
+                        std::to_string(opts_.max_queue) + ")");
     }
     ++stats_.requests_submitted;
     queue_.push_back(std::move(seq));
@@ -137,12 +140,12 @@ void Engine::Finish(Sequence& s, FinishReason r, Status err) {
   e.finish = r;
   e.error = std::move(err);
   s.req.events->Push(std::move(e));
+  std::lock_guard<std::mutex> lk(mu_);
   if (s.slot >= 0) {
     slots_[static_cast<size_t>(s.slot)].Truncate(0);
     free_slots_.push_back(s.slot);
     s.slot = -1;
   }
-  std::lock_guard<std::mutex> lk(mu_);
   if (r == FinishReason::kCancelled) ++stats_.requests_cancelled;
   else ++stats_.requests_finished;
 }

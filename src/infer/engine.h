@@ -80,7 +80,7 @@ class RequestHandle {
 struct EngineOptions {
   int64_t max_batch = 16;  // slots: sequences decoded together
   int64_t ctx = 4096;      // positions per slot (prompt + generated)
-  int64_t max_queue = 64;  // requests waiting for a slot beyond which Submit refuses
+  int64_t max_queue = 64;  // requests waiting for a slot beyond which Submit refuses (0: none wait)
 };
 
 // Counters for /metrics; a consistent snapshot.
@@ -133,7 +133,7 @@ class Engine {
   const DeepSeekV3& model_;
   EngineOptions opts_;
   std::vector<LatentCache> slots_;
-  std::vector<int64_t> free_slots_;
+  std::vector<int64_t> free_slots_;  // guarded by mu_
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

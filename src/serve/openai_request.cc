@@ -62,6 +62,9 @@ Status ParseParams(const json& body, GenerationParams* p) {
           p->stop.push_back(s.get<std::string>());
         }
       }
+    } else if (key == "ignore_eos") {
+      R1_RETURN_IF_ERROR(Expect(v.is_boolean(), key, "a boolean", v));
+      p->ignore_eos = v.get<bool>();
     } else if (key == "stream") {
       R1_RETURN_IF_ERROR(Expect(v.is_boolean(), key, "a boolean", v));
       p->stream = v.get<bool>();

@@ -26,6 +26,7 @@ struct GenerationParams {
   bool stream = false;
   bool include_usage = false;         // stream_options.include_usage
   int n = 1;
+  bool ignore_eos = false;            // vLLM's extension: run to max_tokens (benchmarks, tests)
 };
 
 struct ChatRequest {

@@ -203,7 +203,7 @@ void Server::Impl::Generate(const httplib::Request& req, httplib::Response& res,
     er.prompt = prompt;
     er.max_new_tokens = p.max_tokens ? *p.max_tokens : ctx - P;
     er.sampling = SamplingParams{p.temperature, p.top_p, p.top_k, seed + static_cast<uint64_t>(i)};
-    er.stop_ids = stop_ids;
+    if (!p.ignore_eos) er.stop_ids = stop_ids;
     er.events = job->events;
     er.index = i;
     bool full = false;

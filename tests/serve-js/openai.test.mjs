@@ -11,7 +11,7 @@ let model, server, client;
 
 before(async () => {
   model = makeModel();
-  server = await startServer(model.model, ["--api-key", KEY, "--max-batch", "8"]);
+  server = await startServer(model.model, ["--api-key", KEY]);  // 16 slots
   client = new OpenAI({ apiKey: KEY, baseURL: server.url + "/v1", maxRetries: 0, timeout: 60000 });
 });
 after(async () => {
@@ -136,17 +136,17 @@ test("n choices use seeds seed, seed+1, …", async () => {
 });
 
 test("completions endpoint", async () => {
-  const r = await client.completions.create({ model: "tiny", prompt: "the quick brown", max_tokens: 8, seed: 1, temperature: 0 });
+  const r = await client.completions.create({ model: "tiny", prompt: "the quick brown", max_tokens: 8, seed: 1, temperature: 0, ignore_eos: true });
   assert.equal(r.object, "text_completion");
   assert.equal(typeof r.choices[0].text, "string");
   assert.equal(r.usage.completion_tokens, 8);
-  const s = await client.completions.create({ model: "tiny", prompt: "the quick brown", max_tokens: 8, seed: 1, temperature: 0, stream: true });
+  const s = await client.completions.create({ model: "tiny", prompt: "the quick brown", max_tokens: 8, seed: 1, temperature: 0, ignore_eos: true, stream: true });
   let text = "";
   for await (const c of s) text += c.choices[0]?.text ?? "";
   assert.equal(text, r.choices[0].text);
 });
 
-test("20 concurrent requests (8 slots) equal the same requests run one by one", async () => {
+test("20 concurrent requests (16 slots, 4 queued) equal the same requests run one by one", async () => {
   const reqs = [];
   for (let i = 0; i < 20; ++i)
     reqs.push({ stream: i % 2 === 0, params: ask(["the quick", "brown fox", "lazy dog", "jumps"][i % 4] + " " + i,
@@ -168,7 +168,7 @@ test("a client that disconnects mid-stream frees its slot", async () => {
   const one = await startServer(model.model, ["--max-batch", "1"]);
   try {
     const c = new OpenAI({ apiKey: "x", baseURL: one.url + "/v1", maxRetries: 0, timeout: 60000 });
-    const stream = await c.chat.completions.create({ ...ask("the quick brown fox"), max_tokens: 4000, stream: true });
+    const stream = await c.chat.completions.create({ ...ask("the quick brown fox"), max_tokens: 4000, ignore_eos: true, stream: true });
     let n = 0;
     for await (const chunk of stream) { if (++n === 3) break; }  // leaving the loop aborts the request
     assert.ok(await waitFor(async () => (await metrics(one.url))["r1_requests_cancelled_total"] === 1),
@@ -176,7 +176,7 @@ test("a client that disconnects mid-stream frees its slot", async () => {
     assert.ok(await waitFor(async () => (await metrics(one.url))["r1_batch_size"] === 0), "the slot is free");
     // The only slot serves the next request at once.
     const t0 = Date.now();
-    const r = await c.chat.completions.create(ask("the lazy dog", { max_tokens: 8 }));
+    const r = await c.chat.completions.create(ask("the lazy dog", { max_tokens: 8, ignore_eos: true }));
     assert.equal(r.usage.completion_tokens, 8);
     assert.ok(Date.now() - t0 < 5000);
   } finally {
@@ -216,18 +216,20 @@ test("bad requests get their status in the OpenAI error format", async () => {
   assert.equal((await fetch(server.url + "/health")).status, 200);
 });
 
-test("a full queue answers 503", async () => {
-  const small = await startServer(model.model, ["--max-batch", "1", "--max-queue", "1"]);
+test("a full server answers 503", async () => {
+  // One slot and no waiting room: while a request runs, the next one is refused.
+  const small = await startServer(model.model, ["--max-batch", "1", "--max-queue", "0"]);
   try {
     const c = new OpenAI({ apiKey: "x", baseURL: small.url + "/v1", maxRetries: 0, timeout: 60000 });
-    const long = () => c.chat.completions.create({ ...ask("the quick"), max_tokens: 4000, stream: true });
-    const a = await long();                    // runs
-    await waitFor(async () => (await metrics(small.url))["r1_batch_size"] === 1);
-    const b = await long();                    // waits in the queue
-    await waitFor(async () => (await metrics(small.url))["r1_queue_depth"] === 1);
-    await assert.rejects(long(), (err) => err.status === 503);
+    const a = await c.chat.completions.create({ ...ask("the quick"), max_tokens: 4000, ignore_eos: true, stream: true });
+    const it = a[Symbol.asyncIterator]();
+    await it.next();  // the first chunk: it holds the slot
+    await assert.rejects(c.chat.completions.create(ask("the lazy dog")), (err) => err.status === 503 && err.code === "overloaded");
     a.controller.abort();
-    b.controller.abort();
+    // Once the slot is free again, requests are served.
+    assert.ok(await waitFor(async () => (await metrics(small.url))["r1_batch_size"] === 0));
+    const r = await c.chat.completions.create(ask("the lazy dog", { max_tokens: 4, ignore_eos: true }));
+    assert.equal(r.usage.completion_tokens, 4);
   } finally {
     await small.stop();
   }
