@@ -34,5 +34,6 @@ void RegisterRlCommands(CLI::App& app);         // grpo, eval
 void RegisterServeCommands(CLI::App& app);      // serve
 void RegisterChatCommands(CLI::App& app);       // chat
 void RegisterTaskCommands(CLI::App& app);       // task
+void RegisterRunCommands(CLI::App& app);        // run
 
 }  // namespace r1::cli

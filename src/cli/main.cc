@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
   cli::RegisterChatCommands(app);
   cli::RegisterTrainCommands(app);
   cli::RegisterRlCommands(app);
+  cli::RegisterRunCommands(app);
   cli::RegisterTaskCommands(app);
   try {
     app.parse(argc, argv);

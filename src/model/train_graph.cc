@@ -394,9 +394,36 @@ LossReport TrainForwardBackward(const ModelConfig& c, const ModelWeights& w, Mod
       row[batch.targets[n]] += g;
     }
   } else {
+    // Logit distillation: KL(q ‖ p) = Σ_v q_v (log q_v − log p_v) per trained row, gradient
+    // w·(p − q)/n, computed before the cross-entropy overwrites the logits and added after it.
+    Vec dkl;
+    const bool distill = opts.teacher_probs != nullptr && opts.distill_weight != 0.0 && n_main > 0;
+    if (distill) {
+      dkl = Zeros(N * V);
+      const double gs = grad_scale * opts.distill_weight / static_cast<double>(n_main);
+      double kl = 0.0;
+#pragma omp parallel for schedule(static) reduction(+ : kl)
+      for (int64_t n = 0; n < N; ++n) {
+        if (batch.targets[n] < 0) continue;
+        const float* row = logits.data() + n * V;
+        const float* q = opts.teacher_probs + n * V;
+        const float m = *std::max_element(row, row + V);
+        double sum = 0.0;
+        for (int64_t v = 0; v < V; ++v) sum += std::exp(static_cast<double>(row[v] - m));
+        const double lse = m + std::log(sum);
+        for (int64_t v = 0; v < V; ++v) {
+          const double lp = row[v] - lse;
+          if (q[v] > 0) kl += q[v] * (std::log(static_cast<double>(q[v])) - lp);
+          dkl[n * V + v] = static_cast<float>(gs * (std::exp(lp) - q[v]));
+        }
+      }
+      rep.distill = kl / static_cast<double>(n_main);
+    }
     const double ce = k::CrossEntropyForwardBackward(logits.data(), batch.targets.data(), N, V,
                                                       n_main ? grad_scale / static_cast<float>(n_main) : 0.0f, nullptr);
     rep.main = n_main ? ce / static_cast<double>(n_main) : 0.0;
+    if (distill)
+      for (int64_t i = 0; i < N * V; ++i) logits[i] += dkl[i];
   }
   Vec& dlogits = logits;  // now holds the gradient
 
@@ -449,6 +476,7 @@ LossReport TrainForwardBackward(const ModelConfig& c, const ModelWeights& w, Mod
     rep.mtp_tokens = n2;
   }
   rep.loss = rep.main + rep.mtp + rep.balance;
+  if (rep.distill != 0.0) rep.loss += opts.distill_weight * rep.distill;
   if (!grads) return rep;
   ModelWeights& g = *grads;
 

@@ -30,12 +30,19 @@ struct LossOptions {
   // targets[n] < 0), writes coef[n] = ∂L/∂logp[n] and returns L. The MTP loss is not used then.
   std::function<double(const float* logp, float* coef)> token_objective;
   float temperature = 1.0f;
+  // Logit distillation (optional, cross-entropy path only): the teacher's next-token
+  // probabilities (N, V) at every position with a target. Adds distill_weight · mean over those
+  // positions of KL(teacher ‖ softmax(logits)) to the loss; its gradient is
+  // distill_weight·(softmax − teacher)/n at each such row.
+  const float* teacher_probs = nullptr;
+  double distill_weight = 0.0;
 };
 
 struct LossReport {
   double loss = 0, main = 0, mtp = 0, balance = 0;
   int64_t main_tokens = 0, mtp_tokens = 0;
   double entropy = 0;  // mean entropy (nats) of the next-token distribution over trained positions
+  double distill = 0;  // mean KL(teacher ‖ student) over trained positions (teacher_probs only)
   // Tokens routed to each expert, per MoE layer (main layers in order, then MTP blocks).
   std::vector<std::vector<int64_t>> expert_load;
 };

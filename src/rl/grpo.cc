@@ -36,6 +36,7 @@ Status Validate(const GrpoOptions& o) {
   if (o.out.empty()) return UsageError("--out is required");
   if (o.task.empty()) return UsageError("--task is required");
   if (o.steps < 1) return UsageError("--steps must be >= 1");
+  if (o.max_seconds < 0) return UsageError("max_seconds must be >= 0");
   if (o.prompts_per_step < 1 || o.group < 2) return UsageError("--prompts-per-step must be >= 1 and --group >= 2");
   if (o.max_new_tokens < 1) return UsageError("--max-new-tokens must be >= 1");
   if (!(o.lr > 0)) return UsageError("--lr must be positive");
@@ -323,9 +324,14 @@ Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(co
     state.step = step + 1;
     if (opts.save_every > 0 && state.step % opts.save_every == 0 && state.step < opts.steps)
       R1_RETURN_IF_ERROR(train::SaveCheckpoint(opts.out, store, &opt, state, source));
+    if (opts.max_seconds > 0 && total.Seconds() >= opts.max_seconds && state.step < opts.steps) {
+      if (!opts.quiet)
+        LogInfo("grpo: time budget of %.1f s reached after step %lld", opts.max_seconds, static_cast<long long>(state.step));
+      break;
+    }
   }
   R1_RETURN_IF_ERROR(train::SaveCheckpoint(opts.out, store, &opt, state, source));
-  summary.steps = opts.steps;
+  summary.steps = state.step;
   summary.seconds = total.Seconds();
   return summary;
 }

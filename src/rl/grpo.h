@@ -25,6 +25,7 @@ struct GrpoOptions {
   std::string task, task_args;
   std::string reward;                 // ParseRewardConfig spec; "" = defaults
   int64_t steps = 0;
+  double max_seconds = 0;             // > 0: also stop after the step that crosses this wall-clock budget
   int64_t prompts_per_step = 8;       // P
   int64_t group = 8;                  // G
   int64_t max_new_tokens = 128;
