@@ -71,6 +71,25 @@ TrainBatch MakeBatch(const std::vector<Sample*>& rows) {
 
 }  // namespace
 
+TokenTerms GrpoTokenTerms(double logp, double old_logp, bool has_ref, double ref_logp, double advantage,
+                          double eps_low, double eps_high, double beta) {
+  TokenTerms t;
+  const double ratio = std::exp(logp - old_logp), A = advantage;
+  const double unclipped = ratio * A;
+  const double clipped_ratio = std::clamp(ratio, 1.0 - eps_low, 1.0 + eps_high);
+  t.clipped = clipped_ratio * A < unclipped;
+  const double J = t.clipped ? clipped_ratio * A : unclipped;
+  t.loss = -J;
+  t.coef = t.clipped ? 0.0 : -ratio * A;  // ∂(−J)/∂logp
+  if (has_ref) {
+    const double d = ref_logp - logp;
+    t.kl = std::exp(d) - d - 1.0;
+    t.loss += beta * t.kl;
+    t.coef += beta * (1.0 - std::exp(d));
+  }
+  return t;
+}
+
 Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(const std::string&)>& on_step) {
   R1_RETURN_IF_ERROR(Validate(opts));
   R1_ASSIGN_OR_RETURN(auto task, MakeTask(opts.task, opts.task_args));
@@ -230,21 +249,12 @@ Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(co
             }
             for (int64_t j = 0; j < n; ++j) {
               const int64_t i = r * b.T + P0 - 1 + j;
-              const double lp = logp[i], ratio = std::exp(lp - s.old_logp[j]), A = s.advantage;
-              const double unclipped = ratio * A;
-              const double clipped_ratio = std::clamp(ratio, 1.0 - eps_low, 1.0 + eps_high);
-              const bool clip_active = clipped_ratio * A < unclipped;
-              const double J = clip_active ? clipped_ratio * A : unclipped;
-              double c = clip_active ? 0.0 : -ratio * A;  // ∂(−J)/∂logp
-              double tok_loss = -J;
-              if (ref) {
-                const double d = s.ref_logp[j] - lp;
-                const double kl = std::exp(d) - d - 1.0;
-                tok_loss += opts.beta * kl;
-                c += opts.beta * (1.0 - std::exp(d));
-                kl_it += kl;
-              }
-              clipped_it += clip_active;
+              const TokenTerms tt = GrpoTokenTerms(logp[i], s.old_logp[j], ref != nullptr,
+                                                   ref ? s.ref_logp[j] : 0.0, s.advantage, eps_low, eps_high,
+                                                   opts.beta);
+              const double c = tt.coef, tok_loss = tt.loss;
+              kl_it += tt.kl;
+              clipped_it += tt.clipped;
               loss += w * tok_loss;
               coef[i] = static_cast<float>(w * c);
             }

@@ -53,6 +53,15 @@ struct GrpoSummary {
   double seconds = 0, final_reward = 0, final_accuracy = 0;
 };
 
+// One completion token's share of the GRPO loss, L = −min(ρA, clip(ρ)A) + β·D (D the k3 KL;
+// has_ref false means β = 0), and coef = ∂L/∂log π_θ(o_t).
+struct TokenTerms {
+  double loss = 0, coef = 0, kl = 0;
+  bool clipped = false;  // the clipped branch of the min is active (no ratio gradient)
+};
+TokenTerms GrpoTokenTerms(double logp, double old_logp, bool has_ref, double ref_logp, double advantage,
+                          double eps_low, double eps_high, double beta);
+
 // `on_step` receives each step's metrics JSON.
 Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(const std::string&)>& on_step = nullptr);
 

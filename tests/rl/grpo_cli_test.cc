@@ -1,0 +1,109 @@
+// r1 grpo and r1 eval end to end on a tiny model: metrics per step, the checkpoint, the eval JSON.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/file.h"
+
+namespace r1 {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+struct CmdResult {
+  int code;
+  std::string out, err;
+};
+
+CmdResult R1(const std::string& args) {
+  static int counter = 0;
+  const std::string err_path = ::testing::TempDir() + "/r1_grpo_err." + std::to_string(::getpid()) + "." + std::to_string(counter++);
+  FILE* p = popen((std::string(R1_BINARY) + " " + args + " 2>" + err_path).c_str(), "r");
+  CmdResult r{-1, "", ""};
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  const int st = pclose(p);
+  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  r.err = ReadFileToString(err_path).value();
+  std::remove(err_path.c_str());
+  return r;
+}
+
+TEST(GrpoCli, StepsMetricsCheckpointAndEval) {
+  const std::string d = ::testing::TempDir() + "/r1_grpo_cli";
+  fs::remove_all(d);
+  fs::create_directories(d);
+  const std::string task = "--task arithmetic --task-args digits=1,ops=+";
+  CmdResult r = R1("task " + task + " --n 200 --solutions --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::string corpus, docs;
+  std::istringstream in(r.out);
+  std::string line;
+  while (std::getline(in, line)) {
+    const json j = json::parse(line);
+    const std::string text = j["prompt"].get<std::string>() + "\n" + j["solution"].get<std::string>();
+    corpus += text + "\n";
+    docs += json({{"text", text}}).dump() + "\n";
+  }
+  ASSERT_TRUE(WriteFileAtomic(d + "/corpus.txt", corpus).ok());
+  ASSERT_TRUE(WriteFileAtomic(d + "/docs.jsonl", docs).ok());
+  ASSERT_EQ(R1("tokenizer train --corpus " + d + "/corpus.txt --vocab-size 300 --digits single --out " + d + "/tok").code, 0);
+  ASSERT_EQ(R1("new-model --preset tiny --out " + d + "/t0").code, 0);
+  json cfg = json::parse(ReadFileToString(d + "/t0/config.json").value());
+  cfg["vocab_size"] = 300;
+  ASSERT_TRUE(WriteFileAtomic(d + "/cfg.json", cfg.dump()).ok());
+  r = R1("pretrain --config " + d + "/cfg.json --tokenizer " + d + "/tok --data " + d + "/docs.jsonl --out " + d +
+         "/base --steps 3 --batch 2 --seq 64 --lr 1e-3");
+  ASSERT_EQ(r.code, 0) << r.err;
+
+  r = R1("grpo --init " + d + "/base " + task + " --out " + d + "/g --steps 2 --prompts-per-step 2 --group 4 " +
+         "--max-new-tokens 16 --lr 1e-3 --beta 0.04 --epsilon-high 0.28 --metrics " + d + "/m.jsonl --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("grpo step 2/2"), std::string::npos) << r.err;
+  std::istringstream m(ReadFileToString(d + "/m.jsonl").value());
+  int steps = 0;
+  while (std::getline(m, line)) {
+    const json j = json::parse(line);
+    for (const char* k : {"reward_mean", "reward_std", "accuracy", "format_rate", "completion_length_mean",
+                          "completion_length_max", "kl", "clip_fraction", "entropy", "zero_std_groups",
+                          "rollout_tokens_per_s", "update_tokens_per_s", "rollout_seconds", "update_seconds"})
+      EXPECT_TRUE(j.contains(k)) << k;
+    EXPECT_GE(j["kl"].get<double>(), 0.0);
+    EXPECT_LE(j["completion_length_max"].get<int>(), 16);
+    ++steps;
+  }
+  EXPECT_EQ(steps, 2);
+  EXPECT_EQ(json::parse(ReadFileToString(d + "/g/trainer_state.json").value())["stage"], "grpo");
+  EXPECT_TRUE(FileExists(d + "/g/tokenizer.json"));
+
+  // The other loss aggregations, μ > 1 and dynamic sampling run too.
+  r = R1("grpo --init " + d + "/base " + task + " --out " + d + "/g2 --steps 1 --prompts-per-step 2 --group 3 " +
+         "--max-new-tokens 8 --lr 1e-3 --loss dr-grpo --mu 2 --dynamic-sampling");
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = R1("grpo --init " + d + "/base " + task + " --out " + d + "/g3 --steps 1 --prompts-per-step 1 --group 2 " +
+         "--max-new-tokens 8 --lr 1e-3 --loss seq-mean-token-mean");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(R1("grpo --init " + d + "/base " + task + " --out " + d + "/x --steps 1 --lr 1e-3 --loss bogus").code, 2);
+  EXPECT_EQ(R1("grpo --init " + d + "/base --task nosuch --out " + d + "/x --steps 1 --lr 1e-3").code, 1);
+
+  r = R1("eval " + d + "/g " + task + " --n 4 --samples 3 --max-new-tokens 16 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json e = json::parse(r.out);
+  for (const char* k : {"pass1", "majority", "format_rate"}) {
+    EXPECT_GE(e[k].get<double>(), 0.0) << k;
+    EXPECT_LE(e[k].get<double>(), 1.0) << k;
+  }
+  EXPECT_GT(e["mean_length"].get<double>(), 0.0);
+  fs::remove_all(d);
+}
+
+}  // namespace
+}  // namespace r1
