@@ -17,11 +17,12 @@ struct Series {
   std::vector<std::pair<double, double>> points;
 };
 
-std::string Fmt(double v) {
+// A tick label with as many decimals as the tick spacing needs.
+std::string Fmt(double v, double spacing) {
   const double a = std::fabs(v);
-  if (a != 0 && (a < 1e-2 || a >= 1e5)) return StrFormat("%.2g", v);
-  if (a < 10) return StrFormat("%.3g", v);
-  return StrFormat("%.0f", v);
+  if (a >= 1e6 || (a != 0 && a < 1e-4)) return StrFormat("%.3g", v);
+  const int decimals = spacing > 0 ? std::clamp(static_cast<int>(std::ceil(-std::log10(spacing))), 0, 6) : 0;
+  return StrFormat("%.*f", decimals, v);
 }
 
 // A line chart of one or more series; empty series are skipped.
@@ -53,9 +54,9 @@ std::string LineChart(const std::string& title, const std::vector<Series>& serie
   for (int i = 0; i <= 4; ++i) {
     const double y = y0 + (y1 - y0) * i / 4, x = x0 + (x1 - x0) * i / 4;
     svg += StrFormat("<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" class=\"g\"/>", L, W - R, py(y), py(y));
-    svg += StrFormat("<text x=\"%.1f\" y=\"%.1f\" class=\"a\" text-anchor=\"end\">%s</text>", L - 4, py(y) + 4, Fmt(y).c_str());
+    svg += StrFormat("<text x=\"%.1f\" y=\"%.1f\" class=\"a\" text-anchor=\"end\">%s</text>", L - 4, py(y) + 4, Fmt(y, (y1 - y0) / 4).c_str());
     svg += StrFormat("<text x=\"%.1f\" y=\"%.1f\" class=\"a\" text-anchor=\"middle\">%s</text>", px(x), H - B + 14,
-                     Fmt(x).c_str());
+                     Fmt(x, (x1 - x0) / 4).c_str());
   }
   svg += StrFormat("<text x=\"%.1f\" y=\"%.1f\" class=\"a\" text-anchor=\"middle\">%s</text>", L + (W - L - R) / 2, H - 4,
                    HtmlEscape(xlabel).c_str());
@@ -69,7 +70,7 @@ std::string LineChart(const std::string& title, const std::vector<Series>& serie
       if (std::isfinite(y)) pts += StrFormat("%.1f,%.1f ", px(x), py(y));
     svg += StrFormat("<polyline points=\"%s\" fill=\"none\" stroke=\"%s\" stroke-width=\"1.6\"/>", pts.c_str(), color);
     if (series.size() > 1) {
-      svg += StrFormat("<text x=\"%.1f\" y=\"%.1f\" class=\"a\" text-anchor=\"end\" fill=\"%s\">%s</text>", legend_x,
+      svg += StrFormat("<text x=\"%.1f\" y=\"%.1f\" class=\"a\" text-anchor=\"end\" style=\"fill:%s\">%s</text>", legend_x,
                        T + 14.0 + 13.0 * static_cast<double>(k), color, HtmlEscape(s.name).c_str());
     }
   }
@@ -103,7 +104,7 @@ std::string BarChart(const std::string& title, const std::vector<std::string>& g
                      HtmlEscape(groups[g]).c_str());
   }
   for (size_t m = 0; m < metrics.size(); ++m)
-    svg += StrFormat("<text x=\"%.1f\" y=\"18\" class=\"a\" fill=\"%s\">&#9632; %s</text>", W - R - 330 + 110.0 * static_cast<double>(m),
+    svg += StrFormat("<text x=\"%.1f\" y=\"18\" class=\"a\" style=\"fill:%s\">&#9632; %s</text>", W - R - 330 + 110.0 * static_cast<double>(m),
                      kColors[m % 6], HtmlEscape(metrics[m]).c_str());
   return svg + "</svg>";
 }
