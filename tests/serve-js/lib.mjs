@@ -58,7 +58,7 @@ export function startServer(model, args = [], { timeoutMs = 30000 } = {}) {
 
 // Prometheus text → { name{labels}: value }.
 export async function metrics(url) {
-  const text = await (await fetch(url + "/metrics")).text();
+  const text = await (await fetch(url + "/metrics", { signal: AbortSignal.timeout(10000) })).text();
   const m = {};
   for (const line of text.split("\n")) {
     if (!line || line.startsWith("#")) continue;

@@ -35,27 +35,37 @@ function rng(seed) {
   };
 }
 
-// One request; resolves to "ok", "aborted" or "busy" (503).
+// One request; resolves to "ok", "aborted" or "busy" (503). Every await races the client's own
+// abort (undici may leave res.text() pending when the abort lands between the headers and the
+// body) and a 60 s guard, so that a hung server request fails the test with its description.
 async function one(rand, i) {
   const stream = rand() < 0.5;
   const abort = rand() < 0.35;
   const controller = new AbortController();
   const body = { messages: [{ role: "user", content: `the quick brown fox ${i}` }], max_tokens: 8 + Math.floor(rand() * 56),
                  temperature: 1, seed: i, stream };
+  let guard;
+  const stop = new Promise((_, reject) => {
+    controller.signal.addEventListener("abort", () => reject(Object.assign(new Error("aborted"), { name: "AbortError" })));
+    guard = setTimeout(() => reject(new Error(`request ${i} (stream ${stream}) got no complete answer in 60 s`)), 60000);
+  });
+  stop.catch(() => {});
   if (abort) setTimeout(() => controller.abort(), 1 + Math.floor(rand() * 40));
   try {
-    const res = await fetch(server.url + "/v1/chat/completions", {
+    const res = await Promise.race([fetch(server.url + "/v1/chat/completions", {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body), signal: controller.signal,
-    });
-    if (res.status === 503) { await res.text(); return "busy"; }
+    }), stop]);
+    if (res.status === 503) { await Promise.race([res.text(), stop]); return "busy"; }
     assert.equal(res.status, 200);
-    const text = await res.text();
+    const text = await Promise.race([res.text(), stop]);
     if (stream) assert.ok(text.trimEnd().endsWith("data: [DONE]"), "stream ends with [DONE]");
     else assert.ok(JSON.parse(text).choices[0].finish_reason);
     return "ok";
   } catch (e) {
     if (e.name === "AbortError" || controller.signal.aborted) return "aborted";
     throw e;
+  } finally {
+    clearTimeout(guard);
   }
 }
 
