@@ -182,7 +182,12 @@ std::string RenderReportHtml(const json& rep, const std::string& out) {
   for (const auto& [file, name] : losses) {
     const std::vector<json> rows = ReadMetrics(out + "/metrics/" + file + ".jsonl");
     std::vector<Series> s = {MetricSeries("loss", rows, "loss")};
-    if (std::string(file) == "distill") s.push_back(MetricSeries("KL to teacher", rows, "kl"));
+    if (std::string(file) == "distill") {
+      Series kl = MetricSeries("KL to teacher", rows, "kl");
+      bool any = false;
+      for (const auto& pt : kl.points) any |= pt.second != 0.0;
+      if (any) s.push_back(std::move(kl));  // only with logit distillation on
+    }
     h += LineChart(std::string(name) + " — loss", s, "step");
   }
   h += "<h2>GRPO</h2>";
