@@ -16,7 +16,7 @@ before(async () => {
   server = await startServer(model.model, ["--max-batch", "16"]);
 });
 after(async () => {
-  await server?.stop();
+  if (server) assert.equal(await server.stop(), 0, "r1 serve exits cleanly (and, under ASan, without leaks)");
   model?.cleanup();
 });
 
@@ -117,6 +117,8 @@ test("64 clients with random disconnects", { timeout: 180000 }, async () => {
   assert.ok(m["r1_client_disconnects_total"] > 0);
   const settled = rssKiB(pid);
   console.log(`# RSS idle ${idle} KiB, after load ${settled} KiB`);
-  assert.ok(settled <= idle * 1.1 + 16 * 1024, `RSS grew from ${idle} KiB to ${settled} KiB`);
+  // AddressSanitizer's quarantine keeps freed memory on purpose: the RSS check means nothing there.
+  if (!process.env.ASAN_OPTIONS)
+    assert.ok(settled <= idle * 1.1 + 16 * 1024, `RSS grew from ${idle} KiB to ${settled} KiB`);
   assert.equal(server.child.exitCode, null, "the server is still running");
 });

@@ -115,8 +115,10 @@ TEST_P(EngineTest, ConcurrentEqualsAlone) {
     const Outcome want = Alone(*model, cases[i], stop);
     EXPECT_EQ(got[i].tokens, want.tokens) << "request " << i;
     ASSERT_EQ(got[i].logprobs.size(), want.logprobs.size()) << "request " << i;
-    EXPECT_EQ(std::memcmp(got[i].logprobs.data(), want.logprobs.data(), want.logprobs.size() * sizeof(float)), 0)
-        << "request " << i << ": log-probabilities differ in their bits";
+    if (!want.logprobs.empty()) {  // memcmp must not see the null data() of empty vectors
+      EXPECT_EQ(std::memcmp(got[i].logprobs.data(), want.logprobs.data(), want.logprobs.size() * sizeof(float)), 0)
+          << "request " << i << ": log-probabilities differ in their bits";
+    }
     EXPECT_EQ(got[i].finish, want.finish) << "request " << i;
     stopped += want.finish == FinishReason::kStop;
   }
