@@ -143,7 +143,9 @@ Status ReadTrain(Section s, TrainConfig* c) {
   R1_RETURN_IF_ERROR(s.Double("mtp_weight", &c->mtp_weight));
   R1_RETURN_IF_ERROR(s.Double("balance_alpha", &c->balance_alpha, 0));
   R1_RETURN_IF_ERROR(s.Double("bias_update_speed", &c->bias_update_speed, 0));
+  R1_RETURN_IF_ERROR(s.Double("init_std", &c->init_std, 0));
   if (!(c->lr > 0)) return InvalidArgument(s.Where("lr") + ": must be positive");
+  if (!(c->init_std > 0)) return InvalidArgument(s.Where("init_std") + ": must be positive");
   if (c->min_lr > c->lr) return InvalidArgument(s.Where("min_lr") + ": must be <= lr");
   return s.Finish();
 }

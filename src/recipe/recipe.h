@@ -50,6 +50,7 @@ struct TrainConfig {
   std::string schedule = "constant";  // "constant" or "cosine"
   double mtp_weight = -1;             // < 0: 0.3 when the model has an MTP module
   double balance_alpha = 0.0001, bias_update_speed = 0.001;
+  double init_std = 0.02;             // std of the random initialization (stages that start from scratch)
 };
 
 struct GrpoConfig {

@@ -50,6 +50,7 @@ train::TrainOptions TrainOpts(const TrainConfig& t, const std::string& stage, ui
   o.mtp_weight = t.mtp_weight;
   o.balance_alpha = t.balance_alpha;
   o.bias_update_speed = t.bias_update_speed;
+  o.init_std = t.init_std;
   o.seed = seed;
   return o;
 }
