@@ -8,36 +8,16 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "common/command.h"
 #include "core/file.h"
 
 namespace r1 {
 namespace {
 
+using test_util::CmdResult;
+const auto R1 = test_util::RunR1;
+
 using json = nlohmann::json;
-
-struct CmdResult {
-  int code;
-  std::string out, err;
-};
-
-CmdResult R1(const std::string& args) {
-  // One stderr file per call: ctest runs several of these tests at once.
-  static int counter = 0;
-  const std::string err_path = ::testing::TempDir() + "/r1_cli_stderr." + std::to_string(::getpid()) + "." +
-                               std::to_string(counter++) + ".txt";
-  const std::string cmd = std::string(R1_BINARY) + " " + args + " 2>" + err_path;
-  FILE* p = popen(cmd.c_str(), "r");
-  CmdResult r{-1, "", ""};
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int st = pclose(p);
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  r.err = ReadFileToString(err_path).value();
-  std::remove(err_path.c_str());
-  return r;
-}
 
 const std::string kFixtures = std::string(R1_SOURCE_DIR) + "/tests/fixtures/";
 

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "common/command.h"
 #include "core/file.h"
 #include "model/deepseek_v3.h"
 #include "recipe/recipe.h"
@@ -19,33 +20,11 @@
 namespace r1 {
 namespace {
 
+using test_util::CmdResult;
+const auto R1 = test_util::RunR1;
+
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-
-struct CmdResult {
-  int code;
-  std::string out, err;
-  double seconds;
-};
-
-CmdResult R1(const std::string& args) {
-  static int counter = 0;
-  const std::string err_path =
-      ::testing::TempDir() + "/r1_run_err." + std::to_string(::getpid()) + "." + std::to_string(counter++);
-  const auto t0 = std::chrono::steady_clock::now();
-  FILE* p = popen((std::string(R1_BINARY) + " " + args + " 2>" + err_path).c_str(), "r");
-  CmdResult r{-1, "", "", 0};
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int st = pclose(p);
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  r.err = ReadFileToString(err_path).value();
-  std::remove(err_path.c_str());
-  return r;
-}
 
 std::string Micro() { return std::string(R1_SOURCE_DIR) + "/recipes/micro.json"; }
 

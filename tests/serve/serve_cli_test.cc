@@ -8,29 +8,14 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "common/command.h"
 #include "core/file.h"
 
 namespace r1 {
 namespace {
 
-struct CmdResult {
-  int code;
-  std::string out, err;
-};
-
-CmdResult Sh(const std::string& cmd) {
-  const std::string err_path = ::testing::TempDir() + "/r1_serve_cli_stderr.txt";
-  FILE* p = popen((cmd + " 2>" + err_path).c_str(), "r");
-  CmdResult r{-1, "", ""};
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int st = pclose(p);
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  r.err = ReadFileToString(err_path).value();
-  return r;
-}
+using test_util::CmdResult;
+const auto Sh = test_util::RunShell;
 
 const std::string kR1 = R1_BINARY;
 

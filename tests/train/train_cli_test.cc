@@ -16,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/command.h"
 #include "core/file.h"
 #include "core/rng.h"
 
@@ -24,29 +25,11 @@ extern char** environ;
 namespace r1 {
 namespace {
 
+using test_util::CmdResult;
+const auto R1 = test_util::RunR1;
+
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-
-struct CmdResult {
-  int code;
-  std::string out, err;
-};
-
-CmdResult R1(const std::string& args) {
-  static int counter = 0;
-  const std::string err_path = ::testing::TempDir() + "/r1_train_err." + std::to_string(::getpid()) + "." + std::to_string(counter++);
-  FILE* p = popen((std::string(R1_BINARY) + " " + args + " 2>" + err_path).c_str(), "r");
-  CmdResult r{-1, "", ""};
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int st = pclose(p);
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  r.err = ReadFileToString(err_path).value();
-  std::remove(err_path.c_str());
-  return r;
-}
 
 // step -> loss, from a metrics file.
 std::map<int64_t, double> Losses(const std::string& path) {
