@@ -38,7 +38,7 @@ TEST(Cli, GenerateGreedyJsonMatchesReference) {
   const json expected = json::parse(ReadFileToString(d + "/expected.json").value());
   std::string prompt;
   for (int i = 0; i < expected["prompt_len"].get<int>(); ++i) prompt += std::to_string(expected["ids"][i].get<int>()) + " ";
-  const std::string path = ::testing::TempDir() + "/r1_cli_prompt.ids";
+  const std::string path = test_util::UniqueTempPath("r1_cli_prompt.ids");
   ASSERT_TRUE(WriteFileAtomic(path, prompt).ok());
   CmdResult r = R1("generate " + d + " --ids " + path + " --max-new-tokens 12 --ignore-eos --json");
   ASSERT_EQ(r.code, 0) << r.err;
@@ -67,7 +67,7 @@ TEST(Cli, RuntimeErrorsExitOneNamingTheProblem) {
   CmdResult r = R1("info /definitely/not/here");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("/definitely/not/here"), std::string::npos) << r.err;
-  const std::string bad = ::testing::TempDir() + "/r1_cli_bad.ids";
+  const std::string bad = test_util::UniqueTempPath("r1_cli_bad.ids");
   ASSERT_TRUE(WriteFileAtomic(bad, std::string("1 2 banana")).ok());
   r = R1("perplexity " + kFixtures + "tiny-fp8 --ids " + bad);
   EXPECT_EQ(r.code, 1);
@@ -84,12 +84,12 @@ TEST(Cli, RuntimeErrorsExitOneNamingTheProblem) {
 }
 
 TEST(Cli, NewModelThenGenerate) {
-  const std::string d = ::testing::TempDir() + "/r1_cli_newmodel";
+  const std::string d = test_util::UniqueTempPath("r1_cli_newmodel");
   std::filesystem::remove_all(d);
   for (const char* dtype : {"f32", "bf16", "fp8"}) {
     CmdResult r = R1(std::string("new-model --preset tiny --dtype ") + dtype + " --out " + d + " --seed 3");
     ASSERT_EQ(r.code, 0) << r.err;
-    const std::string ids = ::testing::TempDir() + "/r1_cli_p.ids";
+    const std::string ids = test_util::UniqueTempPath("r1_cli_p.ids");
     ASSERT_TRUE(WriteFileAtomic(ids, std::string("5 6 7")).ok());
     r = R1("generate " + d + " --ids " + ids + " --max-new-tokens 8 --temperature 0.7 --seed 1 --ignore-eos --json");
     ASSERT_EQ(r.code, 0) << r.err;
@@ -103,7 +103,7 @@ TEST(Cli, NewModelThenGenerate) {
 
 TEST(Cli, GeneratePromptTextWithTokenizer) {
   namespace fs = std::filesystem;
-  const std::string d = ::testing::TempDir() + "/r1_cli_tokmodel";
+  const std::string d = test_util::UniqueTempPath("r1_cli_tokmodel");
   fs::remove_all(d);
   fs::create_directories(d);
   std::string corpus;

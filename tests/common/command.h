@@ -44,6 +44,12 @@ inline CmdResult RunShell(const std::string& cmd) {
   return r;
 }
 
+// A path under the test temporary directory that no other test process uses: ctest runs the
+// tests of one binary as parallel processes, so fixed names would collide.
+inline std::string UniqueTempPath(const std::string& name) {
+  return ::testing::TempDir() + "/" + name + "." + std::to_string(::getpid());
+}
+
 // Runs the r1 binary under test (R1_BINARY) with `args`.
 inline CmdResult RunR1(const std::string& args) { return RunShell(std::string(R1_BINARY) + " " + args); }
 

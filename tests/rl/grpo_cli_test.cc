@@ -21,7 +21,7 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 TEST(GrpoCli, StepsMetricsCheckpointAndEval) {
-  const std::string d = ::testing::TempDir() + "/r1_grpo_cli";
+  const std::string d = test_util::UniqueTempPath("r1_grpo_cli");
   fs::remove_all(d);
   fs::create_directories(d);
   const std::string task = "--task arithmetic --task-args digits=1,ops=+";

@@ -3,6 +3,8 @@
 // the same result as one piece.
 #include <gtest/gtest.h>
 
+#include "common/command.h"
+
 #include <filesystem>
 
 #include "core/check.h"
@@ -24,7 +26,7 @@ const tok::Tokenizer& TestTokenizer() {
       (*trainer)->AddText("the quick brown fox jumps over the lazy dog; thinking about " + std::to_string(i) + "\n");
     auto bpe = (*trainer)->Train();
     R1_CHECK(bpe.ok());
-    const std::string dir = ::testing::TempDir() + "/r1_choice_text_tok";
+    const std::string dir = test_util::UniqueTempPath("r1_choice_text_tok");
     R1_CHECK(tok::WriteTrainedTokenizer(*bpe, dir).ok());
     auto tk = tok::Tokenizer::Load(dir);
     R1_CHECK(tk.ok()) << tk.status().ToString();

@@ -23,7 +23,7 @@ class ServeCli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     namespace fs = std::filesystem;
-    dir_ = ::testing::TempDir() + "/r1_serve_cli";
+    dir_ = test_util::UniqueTempPath("r1_serve_cli");
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     std::string corpus;

@@ -47,7 +47,7 @@ std::map<int64_t, double> Losses(const std::string& path) {
 class TrainCliTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = ::testing::TempDir() + "/r1_train_cli_" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    dir_ = test_util::UniqueTempPath(std::string("r1_train_cli_") + ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     ASSERT_EQ(R1("new-model --preset tiny --dtype f32 --out " + dir_ + "/base").code, 0);
