@@ -321,7 +321,7 @@ def loss_and_grads(model, batch):
 
 def adamw_train(cfg, weights, batch, steps, lr, weight_decay, clip, bias_update_speed,
                 beta1=0.9, beta2=0.95, eps=1e-8, dtype=torch.float64):
-    """`steps` optimizer steps on the same batch. weights: HF name -> float32 master tensor (correction biases
+    """`steps` optimizer steps on the same batch (or, when `batch` is a list, on batch[step - 1]). weights: HF name -> float32 master tensor (correction biases
     included). Per step: forward/backward in `dtype` on the current f32 weights; global grad norm (pre-clip) over
     every parameter; clip to `clip`; AdamW (bias-corrected, decoupled decay for 2-D tensors only) in float64,
     master weights rounded to f32; then per MoE layer b_i += gamma * sign(mean_load - load_i) (f32).
@@ -332,7 +332,7 @@ def adamw_train(cfg, weights, batch, steps, lr, weight_decay, clip, bias_update_
     res = {"losses": [], "grad_norms": [], "components": [], "min_margin": math.inf}
     for step in range(1, steps + 1):
         model = model_from_weights(cfg, master, dtype)
-        comps, grads, stats = loss_and_grads(model, batch)
+        comps, grads, stats = loss_and_grads(model, batch[step - 1] if isinstance(batch, list) else batch)
         norm = math.sqrt(sum(float((g.to(torch.float64) ** 2).sum()) for g in grads.values()))
         res["losses"].append(comps["loss"])
         res["components"].append(comps)
