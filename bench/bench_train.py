@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""Training step speed: r1 against the PyTorch reference (tools/ref/train_ref.py, float32) on the
+same model, batch, machine and thread count, and r1's model FLOP utilization against the machine's
+measured peak GEMM FLOP/s (a large f32 GEMM on the same threads).
+
+  /usr/bin/python3 bench/bench_train.py [--threads 2] [--steps 3] [--json]
+
+Model: `r1 new-model --preset moe-small` (hidden 512, 8 layers, 32 experts top-4 + 1 shared,
+MLA, MTP), f32 weights, batch 8 x 256 random tokens. Medians of the steps after the first.
+Needs Debian's python3-torch. Timings are printed, never asserted.
+"""
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+R1 = os.path.join(ROOT, "build", "release", "r1")
+B, T = 8, 256
+
+
+def model_flops_per_token(cfg):
+    """6 x (matmul parameters a token uses) + the attention score/value products (fwd + bwd)."""
+    C, H, R = cfg["hidden_size"], cfg["num_attention_heads"], cfg["kv_lora_rank"]
+    dn, dr, dv = cfg["qk_nope_head_dim"], cfg["qk_rope_head_dim"], cfg["v_head_dim"]
+    q = cfg["q_lora_rank"] * C + H * (dn + dr) * cfg["q_lora_rank"] if cfg["q_lora_rank"] else H * (dn + dr) * C
+    attn = q + (R + dr) * C + H * (dn + dv) * R + C * H * dv
+    expert = 3 * C * cfg["moe_intermediate_size"]
+    params = 0
+    for layer in range(cfg["num_hidden_layers"]):
+        params += attn
+        if layer < cfg["first_k_dense_replace"]:
+            params += 3 * C * cfg["intermediate_size"]
+        else:
+            params += (cfg["num_experts_per_tok"] + cfg["n_shared_experts"]) * expert + cfg["n_routed_experts"] * C
+    params += C * cfg["vocab_size"]  # LM head
+    # MTP module: eh_proj, one MoE block, the shared head again
+    params += 2 * C * C + attn + (cfg["num_experts_per_tok"] + cfg["n_shared_experts"]) * expert + C * cfg["vocab_size"]
+    L = cfg["num_hidden_layers"] + 1
+    attention = 3 * 2 * H * (dn + dr + dv) * (T / 2) * L
+    return 6 * params + attention
+
+
+def run_r1(model, data, threads, steps, work):
+    metrics = os.path.join(work, "r1.jsonl")
+    cmd = [R1, "pretrain", "--init", model, "--data", data, "--out", os.path.join(work, "r1out"), "--steps", str(steps),
+           "--batch", str(B), "--seq", str(T), "--lr", "1e-4", "--no-shuffle", "--threads", str(threads),
+           "--metrics", metrics]
+    subprocess.run(cmd, check=True, stderr=subprocess.DEVNULL)
+    rows = [json.loads(l) for l in open(metrics)]
+    return statistics.median(r["step_seconds"] for r in rows[1:])
+
+
+def run_torch(model, ids, threads, steps):
+    import torch
+    sys.path.insert(0, os.path.join(ROOT, "tools", "ref"))
+    import train_ref as tr
+    torch.set_num_threads(threads)
+    m = tr.load_train_model(model, dtype=torch.float32)
+    opt = torch.optim.AdamW(list(m.params.values()), lr=1e-4, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
+    times = []
+    for s in range(steps):
+        rows = [s * B + b for b in range(B)]
+        batch = tr.Batch([ids[j * T:j * T + T] for j in rows], [ids[j * T + 1:j * T + T + 1] for j in rows],
+                         [[0] * T] * B, mtp_weight=0.3, balance_alpha=1e-4)
+        t0 = time.perf_counter()
+        out = tr.losses(m, batch)
+        opt.zero_grad()
+        out["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(list(m.params.values()), 1.0)
+        opt.step()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times[1:])
+
+
+def peak_gemm(threads):
+    """The machine's peak f32 GEMM rate: best of several 2048^3 products (PyTorch's BLAS, same threads)."""
+    import torch
+    torch.set_num_threads(threads)
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    best = float("inf")
+    for _ in range(6):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * 2048 ** 3 / best
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    with tempfile.TemporaryDirectory() as work:
+        model = os.path.join(work, "model")
+        subprocess.run([R1, "new-model", "--preset", "moe-small", "--dtype", "f32", "--out", model, "--seed", "1"],
+                       check=True, stderr=subprocess.DEVNULL)
+        cfg = json.load(open(os.path.join(model, "config.json")))
+        rng = random.Random(0)
+        ids = [rng.randrange(2, cfg["vocab_size"]) for _ in range(a.steps * B * T + 1)]
+        data = os.path.join(work, "d.ids")
+        open(data, "w").write(" ".join(map(str, ids)))
+        r1_s = run_r1(model, data, a.threads, a.steps, work)
+        torch_s = run_torch(model, ids, a.threads, a.steps)
+        peak = peak_gemm(a.threads)
+    flops = model_flops_per_token(cfg) * B * T
+    res = {"threads": a.threads, "batch": B, "seq": T, "r1_step_seconds": r1_s, "torch_step_seconds": torch_s,
+           "r1_tokens_per_s": B * T / r1_s, "torch_tokens_per_s": B * T / torch_s, "speedup_vs_torch": torch_s / r1_s,
+           "model_gflop_per_step": flops / 1e9, "peak_gemm_gflops": peak / 1e9, "mfu": flops / r1_s / peak}
+    if a.json:
+        print(json.dumps(res, indent=1))
+    else:
+        print(f"moe-small, batch {B} x {T}, {a.threads} threads (medians over steps 2..{a.steps})")
+        print(f"r1       {res['r1_step_seconds']:.2f} s/step  {res['r1_tokens_per_s']:.0f} tokens/s")
+        print(f"PyTorch  {res['torch_step_seconds']:.2f} s/step  {res['torch_tokens_per_s']:.0f} tokens/s")
+        print(f"ratio    {res['speedup_vs_torch']:.2f}x the PyTorch reference step")
+        print(f"MFU      {100 * res['mfu']:.1f}% ({res['model_gflop_per_step']:.0f} GFLOP per step against a measured "
+              f"GEMM peak of {res['peak_gemm_gflops']:.0f} GFLOP/s)")
+
+
+if __name__ == "__main__":
+    main()
