@@ -1,22 +1,24 @@
 #include "core/log.h"
 
 #include <cstdio>
-#include <vector>
 
 namespace r1 {
 namespace {
 LogLevel g_level = LogLevel::kInfo;
 
-void VLog(const char* fmt, va_list ap) {
-  std::string line = "r1: ";
+std::string VStrFormat(const char* fmt, va_list ap) {
   va_list copy;
   va_copy(copy, ap);
   const int n = std::vsnprintf(nullptr, 0, fmt, copy);
   va_end(copy);
-  std::vector<char> buf(static_cast<size_t>(n > 0 ? n : 0) + 1);
-  std::vsnprintf(buf.data(), buf.size(), fmt, ap);
-  line += buf.data();
-  line += '\n';
+  std::string s(static_cast<size_t>(n > 0 ? n : 0), '\0');
+  std::vsnprintf(s.data(), s.size() + 1, fmt, ap);
+  return s;
+}
+
+void VLog(const char* fmt, va_list ap) {
+  // One write per line, so lines from several threads do not interleave.
+  const std::string line = "r1: " + VStrFormat(fmt, ap) + "\n";
   std::fputs(line.c_str(), stderr);
 }
 }  // namespace
@@ -43,12 +45,7 @@ void LogDebug(const char* fmt, ...) {
 std::string StrFormat(const char* fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  va_list copy;
-  va_copy(copy, ap);
-  const int n = std::vsnprintf(nullptr, 0, fmt, copy);
-  va_end(copy);
-  std::string s(static_cast<size_t>(n > 0 ? n : 0), '\0');
-  std::vsnprintf(s.data(), s.size() + 1, fmt, ap);
+  std::string s = VStrFormat(fmt, ap);
   va_end(ap);
   return s;
 }
