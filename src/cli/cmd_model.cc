@@ -246,13 +246,13 @@ Status RunBench(const ModelArgs& a, int64_t prompt_len, int64_t decode_len, int 
   std::vector<int32_t> prompt(static_cast<size_t>(prompt_len));
   for (auto& id : prompt) id = static_cast<int32_t>(rng.Below(static_cast<uint64_t>(V)));
   std::vector<double> prefill, decode;
-  std::vector<float> logits(static_cast<size_t>(prompt_len * V)), step(static_cast<size_t>(V));
+  std::vector<float> logits(static_cast<size_t>(V)), step(static_cast<size_t>(V));
   LogInfo("bench: %d reps of prefill %lld tokens + decode %lld tokens, %d threads", reps,
           static_cast<long long>(prompt_len), static_cast<long long>(decode_len), NumThreads());
   for (int r = 0; r <= reps; ++r) {  // rep 0 warms up caches and page mappings
     LatentCache cache = model->NewCache(prompt_len + decode_len);
     Timer t;
-    model->Forward(prompt.data(), prompt_len, logits.data(), &cache);
+    model->Forward(prompt.data(), prompt_len, logits.data(), &cache, /*last_only=*/true);
     const double tp = t.Seconds();
     int32_t next = prompt.back();
     t.Reset();

@@ -179,15 +179,15 @@ bool Engine::Prefill(Sequence& s) {
   const int64_t P = static_cast<int64_t>(s.req.prompt.size()), V = model_.config().vocab_size;
   LatentCache& cache = slots_[static_cast<size_t>(s.slot)];
   cache.Truncate(0);
-  std::vector<float> logits(static_cast<size_t>(P * V));
+  std::vector<float> logits(static_cast<size_t>(V));
   Timer timer;
-  model_.Forward(s.req.prompt.data(), P, logits.data(), &cache);
+  model_.Forward(s.req.prompt.data(), P, logits.data(), &cache, /*last_only=*/true);
   {
     std::lock_guard<std::mutex> lk(mu_);
     stats_.prompt_tokens += P;
     stats_.prefill_seconds += timer.Seconds();
   }
-  return Advance(s, logits.data() + (P - 1) * V);
+  return Advance(s, logits.data());
 }
 
 void Engine::Step() {

@@ -28,11 +28,11 @@ Result<GenerateResult> Generate(const DeepSeekV3& model, const std::vector<int32
   const int64_t V = c.vocab_size;
   LatentCache cache = model.NewCache(total);
   Sampler sampler(opts.sampling);
-  std::vector<float> logits(static_cast<size_t>(P * V));
+  std::vector<float> logits(static_cast<size_t>(V));
   Timer timer;
-  model.Forward(prompt.data(), P, logits.data(), &cache);
+  model.Forward(prompt.data(), P, logits.data(), &cache, /*last_only=*/true);
   res.prefill_seconds = timer.Seconds();
-  const float* last = logits.data() + (P - 1) * V;
+  const float* last = logits.data();
   timer.Reset();
   std::vector<float> step(static_cast<size_t>(V));
   for (int64_t i = 0; i < opts.max_new_tokens; ++i) {

@@ -44,9 +44,8 @@ Result<std::vector<Completion>> SampleCompletions(const DeepSeekV3& model, const
     for (int32_t id : prompt)
       if (id < 0 || id >= V) return InvalidArgument("prompt " + std::to_string(p) + " has token id " + std::to_string(id) + " outside the vocabulary");
     LatentCache cache = model.NewCache(P + opts.max_new_tokens);
-    std::vector<float> logits(static_cast<size_t>(P * V));
-    model.Forward(prompt.data(), P, logits.data(), &cache);
-    std::vector<float> last(logits.end() - V, logits.end());
+    std::vector<float> last(static_cast<size_t>(V));
+    model.Forward(prompt.data(), P, last.data(), &cache, /*last_only=*/true);
     for (int64_t i = 0; i < G; ++i) {
       Seq s;
       s.out.prompt_index = static_cast<int64_t>(p);

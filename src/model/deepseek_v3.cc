@@ -208,15 +208,13 @@ void DeepSeekV3::Run(const int32_t* ids, int64_t T, const int32_t* pos, bool abs
   k::MatMul(x.data(), n, weights_->lm_head, logits);
 }
 
-void DeepSeekV3::Forward(const int32_t* ids, int64_t T, float* logits, LatentCache* cache) const {
+void DeepSeekV3::Forward(const int32_t* ids, int64_t T, float* logits, LatentCache* cache, bool last_only) const {
   std::vector<int32_t> pos(static_cast<size_t>(T));
   std::iota(pos.begin(), pos.end(), 0);
+  if (cache) R1_CHECK(cache->length() == 0 && cache->capacity() >= T);
   std::vector<Segment> segs;
-  if (cache) {
-    R1_CHECK(cache->length() == 0 && cache->capacity() >= T);
-    segs.push_back({cache, 0, T});
-  }
-  Run(ids, T, pos.data(), /*absorbed=*/false, segs, logits, /*last_only=*/false);
+  if (cache || last_only) segs.push_back({cache, 0, T});  // one sequence; its cache may be null
+  Run(ids, T, pos.data(), /*absorbed=*/false, segs, logits, last_only);
 }
 
 Status DeepSeekV3::CheckAppend(const LatentCache& cache, int64_t n) const {

@@ -30,8 +30,10 @@ class DeepSeekV3 {
   const ModelWeights& weights() const { return *weights_; }
 
   // Full causal forward over ids (T) at positions 0..T-1 with naive attention.
-  // logits: (T, V). With `cache` (empty, capacity >= T), stores every layer's latent and rope key.
-  void Forward(const int32_t* ids, int64_t T, float* logits, LatentCache* cache = nullptr) const;
+  // logits: (T, V), or (1, V) for the last position only with last_only (prefill: the other rows
+  // are never read). With `cache` (empty, capacity >= T), stores every layer's latent and rope key.
+  void Forward(const int32_t* ids, int64_t T, float* logits, LatentCache* cache = nullptr,
+               bool last_only = false) const;
 
   // Appends T tokens at positions cache->length()... with absorbed attention over the cache.
   // logits: (T, V), or (1, V) for the last token only when last_only.

@@ -124,6 +124,16 @@ TEST_P(ModelRefTest, AbsorbedDecodeEqualsNaiveForward) {
   }
   EXPECT_LT(max_err, 1e-4) << "prefill + chunked absorbed decode vs naive";
 
+  // Prefill for generation computes the last position's logits only; they equal the full forward's
+  // last row (up to the rounding of a one-row product against a many-row one).
+  std::vector<float> last(static_cast<size_t>(V));
+  LatentCache c3 = m.NewCache(T);
+  m.Forward(f.ids.data(), T, last.data(), &c3, /*last_only=*/true);
+  EXPECT_EQ(c3.length(), T);
+  double last_err = 0;
+  for (int64_t v = 0; v < V; ++v) last_err = std::max(last_err, static_cast<double>(std::fabs(last[v] - full[(T - 1) * V + v])));
+  EXPECT_LT(last_err, 1e-5);
+
   // The cache refuses to grow past its capacity.
   int32_t one = 1;
   EXPECT_EQ(m.Decode(&one, 1, &c2, step.data()).code(), StatusCode::kOutOfRange);
