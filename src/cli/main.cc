@@ -38,11 +38,14 @@ CLI::App* AddCommand(CLI::App& app, const std::string& name, const std::string& 
 
 int main(int argc, char** argv) {
   using namespace r1;
-  // OpenMP threads that spin while they wait take the cores from everything else; on a shared or
-  // busy 2-core machine a training step ran 8x slower that way. libgomp reads the policy when it
-  // loads, before main, so set it and start again once (an explicit setting is respected).
-  if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
-    ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  // How long an idle OpenMP thread spins before it sleeps decides speed on a shared 2-core
+  // machine: spinning forever (libgomp's default, or ACTIVE) made training ~15x slower beside two
+  // busy processes; never spinning (PASSIVE) halved decode on a quiet machine (each token crosses
+  // hundreds of parallel regions). A short spin measured best in both: 10,000 iterations.
+  // libgomp reads it when it loads, before main, so set it and start again once; an explicit
+  // OMP_WAIT_POLICY or GOMP_SPINCOUNT is respected.
+  if (std::getenv("OMP_WAIT_POLICY") == nullptr && std::getenv("GOMP_SPINCOUNT") == nullptr) {
+    ::setenv("GOMP_SPINCOUNT", "10000", 1);
     ::execv("/proc/self/exe", argv);  // returns only on failure: then run as we are
   }
   CLI::App app{"r1 — DeepSeek-R1 end to end: model, training recipe and deployment"};
