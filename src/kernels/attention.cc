@@ -12,18 +12,12 @@
 namespace r1::kernels {
 namespace {
 
-inline bool Visible(const AttentionMask& m, int64_t t, int64_t s) {
-  const int64_t kp = m.k_pos ? m.k_pos[s] : s;
-  if (kp > m.q_pos[t]) return false;
-  return !(m.q_doc && m.k_doc && m.q_doc[t] != m.k_doc[s]);
-}
-
 // Sets hidden scores to -inf, then row softmax: scores (T, S).
 void MaskedSoftmax(float* scores, int64_t T, int64_t S, const AttentionMask& mask) {
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   for (int64_t t = 0; t < T; ++t)
     for (int64_t s = 0; s < S; ++s)
-      if (!Visible(mask, t, s)) scores[t * S + s] = kNegInf;
+      if (!mask.Visible(t, s)) scores[t * S + s] = kNegInf;
   Softmax(scores, T, S);
 }
 
@@ -92,7 +86,7 @@ void AttentionLatent(const float* q_lat, const float* q_pe, const float* c, cons
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   for (int64_t t = 0; t < T; ++t)
     for (int64_t s = 0; s < S; ++s)
-      if (!Visible(mask, t, s))
+      if (!mask.Visible(t, s))
         for (int64_t h = 0; h < H; ++h) p[(t * H + h) * S + s] = kNegInf;
   Softmax(p.data(), T * H, S);
   // o_lat (T·H, R) = p (T·H, S) · c (S, R)

@@ -15,6 +15,13 @@ struct AttentionMask {
   const int32_t* k_pos = nullptr;  // (S) positions of the keys; null = 0..S-1
   const int32_t* q_doc = nullptr;  // (T) document ids, or null for one document
   const int32_t* k_doc = nullptr;  // (S)
+
+  // Whether key s is visible to query t.
+  bool Visible(int64_t t, int64_t s) const {
+    const int64_t kp = k_pos ? k_pos[s] : s;
+    if (kp > q_pos[t]) return false;
+    return !(q_doc && k_doc && q_doc[t] != k_doc[s]);
+  }
 };
 
 // Naive MHA form (prefill, training):

@@ -10,12 +10,6 @@
 
 namespace r1::kernels::ref {
 
-inline bool Visible(const AttentionMask& m, int64_t t, int64_t s) {
-  const int64_t kp = m.k_pos ? m.k_pos[s] : s;
-  if (kp > m.q_pos[t]) return false;
-  return !(m.q_doc && m.k_doc && m.q_doc[t] != m.k_doc[s]);
-}
-
 template <typename F>
 void AttentionNaive(const F* q, const F* k, const F* v, int64_t T, int64_t S, int64_t H,
                     int64_t Dk, int64_t Dv, double scale, const AttentionMask& mask, F* out) {
@@ -24,7 +18,7 @@ void AttentionNaive(const F* q, const F* k, const F* v, int64_t T, int64_t S, in
     for (int64_t h = 0; h < H; ++h) {
       double mx = -std::numeric_limits<double>::infinity();
       for (int64_t s = 0; s < S; ++s) {
-        if (!Visible(mask, t, s)) {
+        if (!mask.Visible(t, s)) {
           sc[s] = -std::numeric_limits<double>::infinity();
           continue;
         }
@@ -57,7 +51,7 @@ void AttentionNaiveBackward(const F* q, const F* k, const F* v, const F* dout, i
     for (int64_t h = 0; h < H; ++h) {
       double mx = -std::numeric_limits<double>::infinity();
       for (int64_t s = 0; s < S; ++s) {
-        if (!Visible(mask, t, s)) {
+        if (!mask.Visible(t, s)) {
           p[s] = -std::numeric_limits<double>::infinity();
           continue;
         }
@@ -96,7 +90,7 @@ void AttentionLatent(const F* q_lat, const F* q_pe, const F* c, const F* kpe, in
     for (int64_t h = 0; h < H; ++h) {
       double mx = -std::numeric_limits<double>::infinity();
       for (int64_t s = 0; s < S; ++s) {
-        if (!Visible(mask, t, s)) {
+        if (!mask.Visible(t, s)) {
           sc[s] = -std::numeric_limits<double>::infinity();
           continue;
         }

@@ -81,7 +81,7 @@ TEST(Attention, NaiveMatchesReference) {
         double sum = 0;
         for (int64_t s = 0; s < S; ++s) {
           const float p = probs[(h * T + t) * S + s];
-          if (!ref::Visible(m, t, s)) {
+          if (!m.Visible(t, s)) {
             EXPECT_EQ(p, 0.0f);
           }
           sum += p;
