@@ -1,81 +1,31 @@
 #include "tokenizer/bpe_model.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstring>
 #include <functional>
 #include <nlohmann/json.hpp>
-#include <queue>
+#include <unordered_map>
 
 #include "core/check.h"
 #include "core/log.h"
 #include "tokenizer/byte_level.h"
+#include "tokenizer/piece_cache.h"
 
 namespace r1::tok {
 
 using json = nlohmann::json;
 
-// Open-addressing hash table from a pair of ids to (rank, merged id).
-struct BpeModel::MergeTable {
-  struct Entry {
-    uint64_t key = kEmpty;
-    int32_t rank = 0;
-    int32_t id = 0;
-  };
-  static constexpr uint64_t kEmpty = ~uint64_t{0};
-  std::vector<Entry> slots;
-  uint64_t mask = 0;
+namespace {
 
-  static uint64_t Key(int32_t a, int32_t b) {
-    return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
-  }
-  static uint64_t Hash(uint64_t k) {
-    k ^= k >> 33;
-    k *= 0xff51afd7ed558ccdULL;
-    k ^= k >> 33;
-    return k;
-  }
-  void Reserve(size_t n) {
-    size_t cap = 16;
-    while (cap < n * 2) cap <<= 1;
-    slots.assign(cap, Entry{});
-    mask = cap - 1;
-  }
-  // Keeps the first (lowest-rank) entry for a duplicated pair, as HF does.
-  void Insert(int32_t a, int32_t b, int32_t rank, int32_t id) {
-    const uint64_t k = Key(a, b);
-    for (uint64_t i = Hash(k) & mask;; i = (i + 1) & mask) {
-      if (slots[i].key == kEmpty) {
-        slots[i] = {k, rank, id};
-        return;
-      }
-      if (slots[i].key == k) return;
-    }
-  }
-  const Entry* Find(int32_t a, int32_t b) const {
-    const uint64_t k = Key(a, b);
-    for (uint64_t i = Hash(k) & mask;; i = (i + 1) & mask) {
-      if (slots[i].key == k) return &slots[i];
-      if (slots[i].key == kEmpty) return nullptr;
-    }
-  }
-};
+// Serial numbers for PieceCache::ForThread; never reused, so a cache cannot outlive its meaning.
+std::atomic<uint64_t> next_serial{1};
 
-// Piece -> ids, sharded so that threads encoding in parallel rarely contend.
-struct BpeModel::Cache {
-  static constexpr int kShards = 16;
-  static constexpr size_t kMaxEntriesPerShard = 1 << 14;
-  struct Shard {
-    std::mutex mu;
-    std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>> map;
-  };
-  std::array<Shard, kShards> shards;
-};
+}  // namespace
 
-BpeModel::BpeModel() : merges_(std::make_unique<MergeTable>()), cache_(std::make_unique<Cache>()) {
+BpeModel::BpeModel() : serial_(next_serial.fetch_add(1, std::memory_order_relaxed)) {
   byte_ids_.fill(-1);
 }
-BpeModel::~BpeModel() = default;
-BpeModel::BpeModel(BpeModel&&) noexcept = default;
-BpeModel& BpeModel::operator=(BpeModel&&) noexcept = default;
 
 Result<BpeModel> BpeModel::FromJson(const json& j) {
   if (!j.is_object()) return InvalidArgument("\"model\" must be an object");
@@ -109,7 +59,7 @@ Result<BpeModel> BpeModel::FromJson(const json& j) {
     max_id = std::max(max_id, it.value().get<int32_t>());
   }
   m.bytes_.resize(max_id + 1);
-  m.ids_.reserve(vocab->size() * 2);
+  m.ids_.Reserve(vocab->size());
   std::vector<std::string> strings(max_id + 1);
   for (auto it = vocab->begin(); it != vocab->end(); ++it) {
     const int32_t id = it.value().get<int32_t>();
@@ -118,12 +68,9 @@ Result<BpeModel> BpeModel::FromJson(const json& j) {
     // to their own text.
     m.bytes_[id] = raw ? *raw : it.key();
     strings[id] = it.key();
-    if (raw) m.ids_.emplace(*raw, id);
+    if (raw) m.ids_.Insert(id, m.bytes_);
   }
-  for (int b = 0; b < 256; ++b) {
-    auto it = m.ids_.find(std::string(1, static_cast<char>(b)));
-    m.byte_ids_[b] = it == m.ids_.end() ? -1 : it->second;
-  }
+  for (int b = 0; b < 256; ++b) m.byte_ids_[b] = m.TokenId(std::string(1, static_cast<char>(b)));
 
   const auto merges = j.find("merges");
   if (merges == j.end() || !merges->is_array()) {
@@ -135,7 +82,7 @@ Result<BpeModel> BpeModel::FromJson(const json& j) {
   for (int32_t id = 0; id <= max_id; ++id) {
     if (!strings[id].empty()) by_string.emplace(strings[id], id);
   }
-  m.merges_->Reserve(merges->size());
+  m.merges_.Reserve(merges->size());
   int32_t rank = 0;
   for (const json& e : *merges) {
     std::string a, b;
@@ -161,128 +108,185 @@ Result<BpeModel> BpeModel::FromJson(const json& j) {
       return InvalidArgument(StrFormat("model.merges[%d]: \"%s\" + \"%s\" is not in the vocabulary",
                                        rank, a.c_str(), b.c_str()));
     }
-    m.merges_->Insert(ia->second, ib->second, rank, ic->second);
+    m.merges_.Insert(ia->second, ib->second, rank, ic->second);
     ++rank;
   }
   m.num_merges_ = merges->size();
   return m;
 }
 
-int32_t BpeModel::TokenId(std::string_view bytes) const {
-  auto it = ids_.find(bytes);
-  return it == ids_.end() ? -1 : it->second;
-}
-
 std::string BpeModel::TokenString(int32_t id) const { return BytesToByteLevel(bytes_[id]); }
 
 void BpeModel::Encode(std::string_view piece, std::vector<int32_t>* out) const {
-  if (piece.size() == 1) {
-    const int32_t id = byte_ids_[static_cast<uint8_t>(piece[0])];
-    if (id >= 0) out->push_back(id);
+  EncodePiece(piece, PieceCache::ForThread(serial_), out);
+}
+
+void BpeModel::Encode(const std::vector<std::string_view>& pieces,
+                      std::vector<int32_t>* out) const {
+  PieceCache& cache = PieceCache::ForThread(serial_);
+  for (std::string_view piece : pieces) EncodePiece(piece, cache, out);
+}
+
+void BpeModel::EncodePiece(std::string_view piece, PieceCache& cache,
+                           std::vector<int32_t>* out) const {
+  if (piece.size() <= 1) {
+    // A byte missing from the vocabulary has no token; like the references we drop it.
+    if (piece.size() == 1 && byte_ids_[static_cast<uint8_t>(piece[0])] >= 0) {
+      out->push_back(byte_ids_[static_cast<uint8_t>(piece[0])]);
+    }
     return;
   }
+  if (piece.size() > kMaxCachedPiece) {
+    EncodeUncached(piece, out);
+    return;
+  }
+  const uint64_t hash = HashBytes(piece);
+  if (cache.Lookup(piece, hash, out)) return;
+  const size_t start = out->size();
+  EncodeUncached(piece, out);
+  cache.Insert(piece, hash, out->data() + start, out->size() - start);
+}
+
+void BpeModel::EncodeUncached(std::string_view piece, std::vector<int32_t>* out) const {
   if (ignore_merges_) {
     if (int32_t id = TokenId(piece); id >= 0) {
       out->push_back(id);
       return;
     }
   }
-  const bool cacheable = piece.size() <= kMaxCachedPiece;
-  Cache::Shard* shard = nullptr;
-  if (cacheable) {
-    shard = &cache_->shards[std::hash<std::string_view>{}(piece) % Cache::kShards];
-    std::lock_guard<std::mutex> lock(shard->mu);
-    auto it = shard->map.find(piece);
-    if (it != shard->map.end()) {
-      out->insert(out->end(), it->second.begin(), it->second.end());
-      return;
-    }
-  }
-  std::vector<int32_t> symbols;
-  symbols.reserve(piece.size());
-  // A byte missing from the vocabulary has no token; like the references we drop it.
+  // The symbols are written straight into `out` and merged there.
+  const size_t start = out->size();
+  out->resize(start + piece.size());
+  int32_t* symbols = out->data() + start;
+  size_t n = 0;
   for (unsigned char c : piece) {
-    if (byte_ids_[c] >= 0) symbols.push_back(byte_ids_[c]);
+    if (byte_ids_[c] >= 0) symbols[n++] = byte_ids_[c];
   }
-  if (symbols.size() <= 64) {
-    MergeSymbols(&symbols);
-  } else {
-    MergeSymbolsHeap(&symbols);
-  }
-  out->insert(out->end(), symbols.begin(), symbols.end());
-  if (cacheable) {
-    std::lock_guard<std::mutex> lock(shard->mu);
-    if (shard->map.size() >= Cache::kMaxEntriesPerShard) shard->map.clear();
-    shard->map.emplace(std::string(piece), std::move(symbols));
-  }
+  n = n <= kMaxLinearMerge ? MergeLinear(symbols, n) : MergeLong(symbols, n);
+  out->resize(start + n);
 }
 
-// Quadratic but allocation-free; fastest for the short pieces that make up almost all text.
-void BpeModel::MergeSymbols(std::vector<int32_t>* symbols) const {
-  std::vector<int32_t>& s = *symbols;
-  while (s.size() > 1) {
-    int32_t best_rank = INT32_MAX, best_id = -1;
-    size_t best_pos = 0;
-    for (size_t i = 0; i + 1 < s.size(); ++i) {
-      const MergeTable::Entry* e = merges_->Find(s[i], s[i + 1]);
-      if (e != nullptr && e->rank < best_rank) {
-        best_rank = e->rank;
-        best_id = e->id;
-        best_pos = i;
+// O(n^2) in cheap integer steps but only O(n) merge-table lookups: rank[i] holds the rank of the
+// pair (s[i], s[i+1]), and a merge recomputes only the two pairs it touches. No allocation.
+size_t BpeModel::MergeLinear(int32_t* s, size_t n) const {
+  if (n < 2) return n;
+  constexpr int32_t kNone = INT32_MAX;
+  int32_t rank[kMaxLinearMerge], merged[kMaxLinearMerge];
+  auto set_pair = [&](size_t i) {
+    const MergeTable::Entry* e = merges_.Find(s[i], s[i + 1]);
+    rank[i] = e != nullptr ? e->rank : kNone;
+    merged[i] = e != nullptr ? e->id : -1;
+  };
+  for (size_t i = 0; i + 1 < n; ++i) set_pair(i);
+  while (n > 1) {
+    // The lowest rank first (a plain min the compiler vectorizes), then its leftmost position.
+    int32_t best = kNone;
+    for (size_t i = 0; i + 1 < n; ++i) best = std::min(best, rank[i]);
+    if (best == kNone) break;
+    size_t i = 0;
+    while (rank[i] != best) ++i;
+    s[i] = merged[i];
+    // Drop symbol i+1 and the pair that started there.
+    std::memmove(s + i + 1, s + i + 2, (n - i - 2) * sizeof(int32_t));
+    if (i + 3 < n) {
+      std::memmove(rank + i + 1, rank + i + 2, (n - i - 3) * sizeof(int32_t));
+      std::memmove(merged + i + 1, merged + i + 2, (n - i - 3) * sizeof(int32_t));
+    }
+    --n;
+    if (i + 1 < n) set_pair(i);
+    if (i > 0) set_pair(i - 1);
+  }
+  return n;
+}
+
+// = tokenizers' models/bpe/word.rs merge_all: always the lowest (rank, position) among the current
+// adjacent pairs, over a doubly linked list of symbols whose positions are their original indices.
+// Instead of one heap of every pair, pairs are filed in buckets by rank and a small heap holds the
+// distinct ranks. A bucket is sorted once and swept left to right: merging (a, b) never creates
+// another (a, b) pair, so no position joins the bucket being swept. If a merge creates a pair of a
+// lower rank (merge lists need not be ordered that way; Llama-3's is not), the sweep is suspended
+// and the rest of the bucket waits for its turn again. A position's filed entry is stale once the
+// pair there has another rank (a rank names one pair, so an equal rank is the same merge).
+size_t BpeModel::MergeLong(int32_t* s, size_t n) const {
+  struct Scratch {
+    std::vector<int32_t> prev, next, rank, merged;
+    std::vector<int32_t> bucket_of_rank;  // rank -> index in `buckets`; -1 (as between calls) if none
+    std::vector<std::vector<int32_t>> buckets;
+    std::vector<int32_t> free_buckets;
+    std::vector<int32_t> ranks;  // min-heap of the ranks that have a bucket
+    std::vector<int32_t> sweep;
+  };
+  thread_local Scratch t;
+  constexpr int32_t kNone = INT32_MAX;
+  const auto end = static_cast<int32_t>(n);
+  t.prev.resize(n);
+  t.next.resize(n);
+  t.rank.assign(n, kNone);
+  t.merged.resize(n);
+  if (t.bucket_of_rank.size() < num_merges_) t.bucket_of_rank.resize(num_merges_, -1);
+  int32_t* const prev = t.prev.data();
+  int32_t* const next = t.next.data();
+  int32_t* const rank = t.rank.data();
+  int32_t* const merged = t.merged.data();
+  for (int32_t i = 0; i < end; ++i) {
+    prev[i] = i - 1;
+    next[i] = i + 1;
+  }
+  auto bucket = [&](int32_t r) -> std::vector<int32_t>& {
+    int32_t& b = t.bucket_of_rank[r];
+    if (b < 0) {
+      if (t.free_buckets.empty()) {
+        t.free_buckets.push_back(static_cast<int32_t>(t.buckets.size()));
+        t.buckets.emplace_back();
+      }
+      b = t.free_buckets.back();
+      t.free_buckets.pop_back();
+      t.ranks.push_back(r);
+      std::push_heap(t.ranks.begin(), t.ranks.end(), std::greater<>());
+    }
+    return t.buckets[b];
+  };
+  // Looks up the pair starting at i and files it.
+  auto file = [&](int32_t i) {
+    rank[i] = kNone;
+    if (next[i] >= end) return;
+    const MergeTable::Entry* e = merges_.Find(s[i], s[next[i]]);
+    if (e == nullptr) return;
+    rank[i] = e->rank;
+    merged[i] = e->id;
+    bucket(e->rank).push_back(i);
+  };
+  for (int32_t i = 0; i + 1 < end; ++i) file(i);
+  while (!t.ranks.empty()) {
+    std::pop_heap(t.ranks.begin(), t.ranks.end(), std::greater<>());
+    const int32_t r = t.ranks.back();
+    t.ranks.pop_back();
+    int32_t& b = t.bucket_of_rank[r];
+    t.sweep.clear();
+    t.sweep.swap(t.buckets[b]);
+    t.free_buckets.push_back(b);
+    b = -1;
+    if (!std::is_sorted(t.sweep.begin(), t.sweep.end())) std::sort(t.sweep.begin(), t.sweep.end());
+    for (size_t k = 0; k < t.sweep.size(); ++k) {
+      const int32_t i = t.sweep[k];
+      if (rank[i] != r) continue;  // stale
+      const int32_t j = next[i];
+      s[i] = merged[i];
+      rank[j] = kNone;  // j is gone
+      next[i] = next[j];
+      if (next[i] < end) prev[next[i]] = i;
+      if (prev[i] >= 0) file(prev[i]);
+      file(i);
+      if (!t.ranks.empty() && t.ranks.front() < r) {  // a lower rank appeared: it goes first
+        std::vector<int32_t>& rest = bucket(r);
+        rest.insert(rest.end(), t.sweep.begin() + k + 1, t.sweep.end());
+        break;
       }
     }
-    if (best_id < 0) break;
-    s[best_pos] = best_id;
-    s.erase(s.begin() + best_pos + 1);
-  }
-}
-
-// = tokenizers' models/bpe/word.rs merge_all: a min-heap of (rank, position) over a doubly
-// linked list of symbols; stale heap entries are skipped when popped.
-void BpeModel::MergeSymbolsHeap(std::vector<int32_t>* symbols) const {
-  std::vector<int32_t>& s = *symbols;
-  const int n = static_cast<int>(s.size());
-  std::vector<int> prev(n), next(n);
-  std::vector<char> alive(n, 1);
-  for (int i = 0; i < n; ++i) {
-    prev[i] = i - 1;
-    next[i] = i + 1 < n ? i + 1 : -1;
-  }
-  struct Item {
-    int32_t rank;
-    int pos;
-    int32_t id;
-    bool operator>(const Item& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
-  };
-  std::vector<Item> storage;
-  storage.reserve(2 * n);
-  std::priority_queue<Item, std::vector<Item>, std::greater<Item>> heap(std::greater<Item>(),
-                                                                        std::move(storage));
-  auto push = [&](int pos) {
-    if (pos < 0 || next[pos] < 0) return;
-    if (const MergeTable::Entry* e = merges_->Find(s[pos], s[next[pos]])) {
-      heap.push({e->rank, pos, e->id});
-    }
-  };
-  for (int i = 0; i + 1 < n; ++i) push(i);
-  while (!heap.empty()) {
-    const Item top = heap.top();
-    heap.pop();
-    const int pos = top.pos;
-    if (!alive[pos] || next[pos] < 0) continue;
-    const int right = next[pos];
-    const MergeTable::Entry* e = merges_->Find(s[pos], s[right]);
-    if (e == nullptr || e->id != top.id || e->rank != top.rank) continue;  // stale
-    s[pos] = top.id;
-    alive[right] = 0;
-    next[pos] = next[right];
-    if (next[pos] >= 0) prev[next[pos]] = pos;
-    push(prev[pos]);
-    push(pos);
   }
   size_t w = 0;
-  for (int i = 0; i >= 0 && i < n; i = next[i]) s[w++] = s[i];
-  s.resize(w);
+  for (int32_t i = 0; i < end; i = next[i]) s[w++] = s[i];
+  return w;
 }
 
 }  // namespace r1::tok

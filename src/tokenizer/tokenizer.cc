@@ -22,7 +22,7 @@ void Tokenizer::EncodeText(std::string_view text, std::vector<int32_t>* out) con
   pieces.clear();
   arena.clear();
   pre_tokenizer_.Split(text, &pieces, &arena);
-  for (std::string_view piece : pieces) model_.Encode(piece, out);
+  model_.Encode(pieces, out);
 }
 
 std::vector<int32_t> Tokenizer::Encode(std::string_view text, bool add_special_tokens) const {

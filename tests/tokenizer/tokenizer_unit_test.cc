@@ -3,7 +3,11 @@
 // streaming, the R1 chat format and the reasoning parser.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <random>
+#include <set>
 
 #include "tokenizer/byte_level.h"
 #include "tokenizer/chat_template.h"
@@ -162,6 +166,83 @@ TEST(Tokenizer, LongPieceWithoutSpacesIsLinearish) {
   const auto ids = t->Encode(big, false);
   EXPECT_EQ(ids.size(), 200000u);
   EXPECT_EQ(t->Decode(ids), big);
+}
+
+// The plain definition of BPE merging: repeatedly merge the lowest-ranked adjacent pair, the
+// leftmost on ties. Symbols are strings; `ranks` maps "a b" to its rank.
+std::vector<std::string> ReferenceBpe(const std::string& word,
+                                      const std::map<std::pair<std::string, std::string>, int>& ranks) {
+  std::vector<std::string> s;
+  for (char c : word) s.emplace_back(1, c);
+  while (s.size() > 1) {
+    int best = INT32_MAX;
+    size_t at = 0;
+    for (size_t i = 0; i + 1 < s.size(); ++i) {
+      auto it = ranks.find({s[i], s[i + 1]});
+      if (it != ranks.end() && it->second < best) {
+        best = it->second;
+        at = i;
+      }
+    }
+    if (best == INT32_MAX) break;
+    s[at] += s[at + 1];
+    s.erase(s.begin() + at + 1);
+  }
+  return s;
+}
+
+// Random merge lists over a 3-letter alphabet, in a random order (so, like Llama-3's, a merge may
+// use a token that only a later merge produces), against ReferenceBpe on words of every length
+// class: the linear merge (<= 128 symbols), the bucketed one (longer), cached and uncached pieces.
+TEST(Tokenizer, MergesMatchReferenceOnRandomMergeLists) {
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 10; ++trial) {
+    json vocab = json::object();
+    std::map<std::string, int> ids;
+    for (int b = 0; b < 256; ++b) {
+      const std::string raw(1, static_cast<char>(b));
+      ids[raw] = b;
+      vocab[BytesToByteLevel(raw)] = b;
+    }
+    std::vector<std::string> tokens = {"a", "b", "c"};
+    std::vector<std::pair<std::string, std::string>> merges;
+    std::set<std::pair<std::string, std::string>> seen;
+    while (merges.size() < 60) {
+      const std::string& x = tokens[rng() % tokens.size()];
+      const std::string& y = tokens[rng() % tokens.size()];
+      if (x.size() + y.size() > 12 || !seen.insert({x, y}).second) continue;
+      merges.push_back({x, y});
+      if (!ids.count(x + y)) {
+        ids[x + y] = static_cast<int>(ids.size());
+        vocab[BytesToByteLevel(x + y)] = ids[x + y];
+        tokens.push_back(x + y);
+      }
+    }
+    if (trial % 2 == 1) std::shuffle(merges.begin(), merges.end(), rng);
+    json merge_list = json::array();
+    std::map<std::pair<std::string, std::string>, int> ranks;
+    for (size_t r = 0; r < merges.size(); ++r) {
+      merge_list.push_back(BytesToByteLevel(merges[r].first) + " " +
+                           BytesToByteLevel(merges[r].second));
+      ranks.emplace(merges[r], static_cast<int>(r));
+    }
+    json j = {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merge_list}}},
+              {"pre_tokenizer",
+               {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}},
+              {"decoder", {{"type", "ByteLevel"}}}};
+    auto t = Tokenizer::FromJson(j, nullptr, "random");
+    ASSERT_TRUE(t.ok()) << t.status().ToString();
+    for (int w = 0; w < 40; ++w) {
+      const size_t len = 1 + rng() % (w % 3 == 0 ? 600 : 40);
+      std::string word;
+      for (size_t k = 0; k < len; ++k) word += "abc"[rng() % (w % 2 == 0 ? 3 : 2)];
+      std::vector<int32_t> want;
+      for (const std::string& sym : ReferenceBpe(word, ranks)) want.push_back(ids.at(sym));
+      for (int pass = 0; pass < 2; ++pass) {  // the second pass hits the cache
+        ASSERT_EQ((*t)->Encode(word, false), want) << "trial " << trial << " word " << word;
+      }
+    }
+  }
 }
 
 TEST(Tokenizer, UnsupportedComponentsAreNamed) {
