@@ -151,6 +151,8 @@ Result<PreTokenizer> PreTokenizer::FromJson(const json& j) {
         R1_ASSIGN_OR_RETURN(step.regex, Regex::Compile(kGpt2Pattern));
       }
       pt.byte_level_ = true;
+      // Without a regex or a prefix space the step leaves every piece as it is.
+      if (step.regex == nullptr && !step.add_prefix_space) continue;
     } else {
       return Unimplemented("pre_tokenizer type \"" + type +
                            "\" is unsupported (supported: Sequence, Split, ByteLevel, Digits)");
@@ -167,8 +169,15 @@ void PreTokenizer::Split(std::string_view text, std::vector<std::string_view>* p
   thread_local std::vector<Span> matches, kept;
   thread_local std::vector<std::pair<Span, bool>> segments;
   cur.assign(1, text);
-  for (const Step& step : steps_) {
+  for (size_t k = 0; k < steps_.size(); ++k) {
+    const Step& step = steps_[k];
+    // The last step appends straight to `pieces`, dropping empty ones.
+    const bool last = k + 1 == steps_.size();
+    std::vector<std::string_view>& out = last ? *pieces : next;
     next.clear();
+    auto emit = [&](std::string_view p) {
+      if (!last || !p.empty()) out.push_back(p);
+    };
     for (std::string_view piece : cur) {
       if (step.kind == Step::kByteLevel && step.add_prefix_space &&
           (piece.empty() || piece[0] != ' ')) {
@@ -179,13 +188,21 @@ void PreTokenizer::Split(std::string_view text, std::vector<std::string_view>* p
         piece = arena->back();
       }
       if (step.regex == nullptr) {
-        next.push_back(piece);
+        emit(piece);
         continue;
       }
       step.regex->FindAll(piece, &matches);
-      // Fast path for the common case: matches and gaps all kept, in order.
-      const bool isolated =
-          step.kind == Step::kByteLevel || step.behavior == SplitBehavior::kIsolated;
+      if (step.kind == Step::kByteLevel || step.behavior == SplitBehavior::kIsolated) {
+        // Matches and the gaps between them, all kept, in order (none is empty).
+        size_t prev = 0;
+        for (const Span& m : matches) {
+          if (m.begin > prev) out.push_back(piece.substr(prev, m.begin - prev));
+          out.push_back(piece.substr(m.begin, m.end - m.begin));
+          prev = m.end;
+        }
+        if (prev < piece.size()) out.push_back(piece.substr(prev));
+        continue;
+      }
       segments.clear();
       size_t prev = 0;
       for (const Span& m : matches) {
@@ -194,22 +211,14 @@ void PreTokenizer::Split(std::string_view text, std::vector<std::string_view>* p
         prev = m.end;
       }
       if (prev < piece.size()) segments.push_back({{prev, piece.size()}, step.invert});
-      if (isolated) {
-        for (const auto& seg : segments) {
-          next.push_back(piece.substr(seg.first.begin, seg.first.end - seg.first.begin));
-        }
-        continue;
-      }
       ApplySplitBehavior(step.behavior, segments, &kept);
       for (const Span& s : kept) {
-        if (s.end > s.begin) next.push_back(piece.substr(s.begin, s.end - s.begin));
+        if (s.end > s.begin) out.push_back(piece.substr(s.begin, s.end - s.begin));
       }
     }
-    cur.swap(next);
+    if (!last) cur.swap(next);
   }
-  for (std::string_view p : cur) {
-    if (!p.empty()) pieces->push_back(p);
-  }
+  if (steps_.empty() && !text.empty()) pieces->push_back(text);
 }
 
 }  // namespace r1::tok

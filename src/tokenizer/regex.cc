@@ -5,11 +5,13 @@
 
 #include "core/check.h"
 #include "core/log.h"
+#include "tokenizer/known_patterns.h"
 
 namespace r1::tok {
 
 struct Regex::Impl {
   pcre2_code* code = nullptr;
+  std::unique_ptr<KnownPattern> known;  // used instead of `code` when set
   ~Impl() {
     if (code != nullptr) pcre2_code_free(code);
   }
@@ -56,7 +58,7 @@ std::string TranslatePattern(const std::string& pattern) {
   return out;
 }
 
-Result<std::unique_ptr<Regex>> Regex::Compile(const std::string& pattern) {
+Result<std::unique_ptr<Regex>> Regex::Compile(const std::string& pattern, bool allow_known) {
   const std::string translated = TranslatePattern(pattern);
   int err = 0;
   PCRE2_SIZE offset = 0;
@@ -76,6 +78,7 @@ Result<std::unique_ptr<Regex>> Regex::Compile(const std::string& pattern) {
   re->pattern_ = pattern;
   re->impl_ = std::make_unique<Impl>();
   re->impl_->code = code;
+  if (allow_known) re->impl_->known = KnownPattern::For(pattern);
   return re;
 }
 
@@ -95,6 +98,7 @@ Result<std::unique_ptr<Regex>> Regex::Literal(const std::string& literal) {
 }
 
 void Regex::FindAll(std::string_view text, std::vector<Span>* out) const {
+  if (impl_->known != nullptr) return impl_->known->FindAll(text, out);
   out->clear();
   // Per-thread match data, JIT stack and limits, reused across calls. The limits are raised so a
   // megabyte-long word or white-space run cannot make a match fail.

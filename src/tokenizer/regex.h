@@ -22,8 +22,11 @@ class Regex {
   Regex(const Regex&) = delete;
   Regex& operator=(const Regex&) = delete;
 
-  // Compiles `pattern`; the error names the pattern and the offset PCRE2 complained about.
-  static Result<std::unique_ptr<Regex>> Compile(const std::string& pattern);
+  // Compiles `pattern`; the error names the pattern and the offset PCRE2 complained about. The
+  // pre-tokenizer patterns of the supported families then run on hand-written matchers
+  // (KnownPattern) unless `allow_known` is false.
+  static Result<std::unique_ptr<Regex>> Compile(const std::string& pattern,
+                                                bool allow_known = true);
   // A pattern that matches `literal` exactly.
   static Result<std::unique_ptr<Regex>> Literal(const std::string& literal);
 

@@ -1,6 +1,7 @@
 // Unit tests of the tokenizer parts that need no real vocabulary: UTF-8 handling, the byte-level
-// alphabet, NFC, split behaviours, BPE merging on a tiny hand-made tokenizer, added-token flags,
-// streaming, the R1 chat format and the reasoning parser.
+// alphabet, NFC, split behaviours, the hand-written pattern matchers against PCRE2, BPE merging on
+// hand-made tokenizers (and against a naive BPE), added-token flags, streaming, the R1 chat format
+// and the reasoning parser.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -9,8 +10,10 @@
 #include <random>
 #include <set>
 
+#include "tests/tokenizer/test_data.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/chat_template.h"
+#include "tokenizer/known_patterns.h"
 #include "tokenizer/nfc.h"
 #include "tokenizer/pre_tokenizer.h"
 #include "tokenizer/stream_decoder.h"
@@ -104,6 +107,53 @@ TEST(PreTokenizer, SplitBehaviours) {
   EXPECT_EQ(Pieces({{"type", "ByteLevel"}, {"add_prefix_space", true}, {"use_regex", true}},
                    "Hello world's"),
             (V{" Hello", " world", "'s"}));
+}
+
+// The hand-written matchers (KnownPattern) against PCRE2 on the same patterns: the test corpus
+// and random strings drawn from characters at every class boundary the patterns care about.
+TEST(PreTokenizer, KnownPatternsMatchPcre2) {
+  const std::vector<std::string> patterns = {
+      R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)",
+      R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)",
+      "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?"
+      "[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+",
+      R"(\p{N}{1,3})",
+      R"(\p{N})",
+      "[一-龥\u3040-ゟ゠-ヿ]+"};
+  // Letters, marks, digits and numbers of several scripts, punctuation and symbols, every kind
+  // of white space (U+FEFF too), controls, format and private-use characters, the CJK range ends.
+  const std::vector<std::string> palette = {
+      "a", "Z", "s", "S", "t", "T", "r", "E", "v", "m", "l", "L", "d", "D", "'", "\"", "0", "7",
+      " ", " ", " ", "\t", "\n", "\r", "\v", "\f", "\x01", "\x7f", ".", ",", "(", "`", "~", "_",
+      "-", "$", "+", "é", "ß", "Ω", "я", "ا", "ह", "ि", "\u0301", "\u0308", "九", "一", "龥",
+      "\u9fa6", "\u4dff", "あ", "\u3040", "ゟ", "゠", "ア", "ヿ", "\u3100", "한", "٣", "५", "Ⅷ",
+      "½", "①", "。", "「", "」", "€", "©", "😀", "👍🏽", "\u200d", "\u200b", "\u00a0", "\u2000",
+      "\u3000", "\ufeff", "\u2028", "\u0085", "\u180e", "\ue000", "\u0378", "\U0001F1FA", "🇸"};
+  std::vector<std::string> texts = testing::ReadCorpus();
+  std::mt19937 rng(11);
+  for (int k = 0; k < 20000; ++k) {
+    std::string t;
+    const int len = static_cast<int>(rng() % 24);
+    for (int c = 0; c < len; ++c) t += palette[rng() % palette.size()];
+    texts.push_back(t);
+  }
+  std::vector<Span> want, got;
+  for (const std::string& pattern : patterns) {
+    auto pcre = Regex::Compile(pattern, /*allow_known=*/false);
+    auto fast = Regex::Compile(pattern);
+    ASSERT_TRUE(pcre.ok() && fast.ok()) << pattern;
+    ASSERT_NE(KnownPattern::For(pattern), nullptr) << pattern;
+    for (const std::string& t : texts) {
+      (*pcre)->FindAll(t, &want);
+      (*fast)->FindAll(t, &got);
+      ASSERT_EQ(got.size(), want.size()) << pattern << " on " << json(t).dump();
+      for (size_t m = 0; m < want.size(); ++m) {
+        ASSERT_TRUE(got[m].begin == want[m].begin && got[m].end == want[m].end)
+            << pattern << " on " << json(t).dump() << " match " << m;
+      }
+    }
+  }
+  EXPECT_EQ(KnownPattern::For(R"(\p{L}+)"), nullptr);
 }
 
 TEST(PreTokenizer, UnsupportedTypesAreNamed) {
