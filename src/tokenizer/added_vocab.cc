@@ -1,6 +1,7 @@
 #include "tokenizer/added_vocab.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "tokenizer/utf8.h"
 
@@ -60,12 +61,15 @@ void AddedVocab::Rebuild() {
   by_content_.clear();
   trie_.assign(1, Node{});
   std::fill(std::begin(first_byte_), std::end(first_byte_), false);
+  only_first_byte_ = kNoFirstByte;
   for (int k = 0; k < static_cast<int>(tokens_.size()); ++k) {
     const AddedToken& t = tokens_[k];
     by_id_[t.id] = k;
     by_content_[t.content] = k;
     if (t.content.empty()) continue;
     first_byte_[static_cast<uint8_t>(t.content[0])] = true;
+    const int first = static_cast<uint8_t>(t.content[0]);
+    if (only_first_byte_ != first) only_first_byte_ = only_first_byte_ == kNoFirstByte ? first : -1;
     int node = 0;
     for (unsigned char c : t.content) {
       auto& next = trie_[node].next;
@@ -105,8 +109,16 @@ void AddedVocab::Split(std::string_view text, std::vector<Section>* out) const {
   size_t start = 0;  // start of the pending text section
   for (size_t i = 0; i < text.size();) {
     if (!first_byte_[static_cast<uint8_t>(text[i])]) {
-      ++i;
-      continue;
+      // When all tokens start with the same byte (as "<|…|>" and "<｜…｜>" tokens do), memchr
+      // finds the next candidate.
+      if (only_first_byte_ == kNoFirstByte) break;  // no tokens
+      if (only_first_byte_ < 0) {
+        ++i;
+        continue;
+      }
+      const void* hit = std::memchr(text.data() + i, only_first_byte_, text.size() - i);
+      if (hit == nullptr) break;
+      i = static_cast<const char*>(hit) - text.data();
     }
     int index = -1;
     const size_t len = LongestAt(text, i, &index);

@@ -54,6 +54,9 @@ class AddedVocab {
   };
   std::vector<Node> trie_;
   bool first_byte_[256] = {};
+  // The first byte shared by every token; -1 if they differ, kNoFirstByte if there are none.
+  static constexpr int kNoFirstByte = 256;
+  int only_first_byte_ = kNoFirstByte;
 };
 
 }  // namespace r1::tok

@@ -210,7 +210,8 @@ size_t BpeModel::MergeLinear(int32_t* s, size_t n) const {
 size_t BpeModel::MergeLong(int32_t* s, size_t n) const {
   struct Scratch {
     std::vector<int32_t> prev, next, rank, merged;
-    std::vector<int32_t> bucket_of_rank;  // rank -> index in `buckets`; -1 (as between calls) if none
+    // rank -> index in `buckets`; -1 if none, as every entry is between calls
+    std::vector<int32_t> bucket_of_rank;
     std::vector<std::vector<int32_t>> buckets;
     std::vector<int32_t> free_buckets;
     std::vector<int32_t> ranks;  // min-heap of the ranks that have a bucket

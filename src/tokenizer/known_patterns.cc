@@ -16,20 +16,16 @@ namespace {
 // The patterns, byte for byte as tokenizer.json (and BpeTrainer) write them.
 // Llama-3; Qwen2 has \p{N} where Llama-3 has \p{N}{1,3}.
 constexpr const char* kGpt4Digits3 =
-    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
-constexpr const char* kGpt4Digit =
-    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3})"
+    R"(| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+constexpr const char* kGpt4Digit = R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N})"
+                                   R"(| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 // DeepSeek-V3's third split; its \r and \n are the control characters themselves.
 constexpr const char* kDeepSeekWords =
     "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?"
     "[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+";
 constexpr const char* kDigits3 = R"(\p{N}{1,3})";
 constexpr const char* kDigit = R"(\p{N})";
-// [一-龥぀-ゟ゠-ヿ]+: CJK ideographs U+4E00..U+9FA5, hiragana U+3040..U+309F, katakana
-// U+30A0..U+30FF.
-constexpr const char* kCjk =
-    "[\xE4\xB8\x80-\xE9\xBE\xA5\xE3\x81\x80-\xE3\x82\x9F\xE3\x82\xA0-\xE3\x83\xBF]+";
-
 // Character class bits.
 constexpr uint8_t kL = 1, kN = 2, kM = 4, kP = 8, kS = 16;
 constexpr uint8_t kSpace = 32;  // [\s\x{FEFF}], what TranslatePattern makes of \s
@@ -192,6 +188,16 @@ size_t ContractionAt(const Text& t, size_t i) {
   return 0;
 }
 
+size_t MatchDigits(const Text& t, size_t i, int max_digits) {
+  size_t end = i;
+  for (int d = 0; d < max_digits && end < t.size(); ++d) {
+    const Char c = t.At(end);
+    if ((c.classes & kN) == 0) break;
+    end += c.len;
+  }
+  return end;
+}
+
 // Llama-3 / Qwen2 at i (max_digits 3 or 1):
 //   (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|
 //   \s*[\r\n]+|\s+(?!\S)|\s+
@@ -207,15 +213,7 @@ size_t MatchGpt4(const Text& t, size_t i, int max_digits) {
     const Char c1 = t.At(i1);
     if (c1.classes & kL) return t.RunOf(i1 + c1.len, kL);
   }
-  if (c0.classes & kN) {
-    size_t end = i1;
-    for (int d = 1; d < max_digits && end < t.size(); ++d) {
-      const Char c = t.At(end);
-      if ((c.classes & kN) == 0) break;
-      end += c.len;
-    }
-    return end;
-  }
+  if (c0.classes & kN) return MatchDigits(t, i, max_digits);
   // ' ' is white space, so the optional space only ever helps when it is taken.
   const size_t p = c0.cp == ' ' ? i1 : i;
   if (p < t.size()) {
@@ -261,39 +259,16 @@ size_t MatchDeepSeek(const Text& t, size_t i) {
   return i;
 }
 
-size_t MatchDigits(const Text& t, size_t i, int max_digits) {
-  size_t end = i;
-  for (int d = 0; d < max_digits && end < t.size(); ++d) {
-    const Char c = t.At(end);
-    if ((c.classes & kN) == 0) break;
-    end += c.len;
-  }
-  return end;
-}
-
-bool IsCjk(char32_t c) {
-  return (c >= 0x4E00 && c <= 0x9FA5) || (c >= 0x3040 && c <= 0x309F) ||
-         (c >= 0x30A0 && c <= 0x30FF);
-}
-
-size_t MatchCjk(const Text& t, size_t i) {
-  // Every character of the class takes 3 bytes, so a lead byte below 0xE3 rules it out.
-  size_t end = i;
-  while (end < t.size() && t.byte(end) >= 0xE3) {
-    const Char c = t.At(end);
-    if (!IsCjk(c.cp)) break;
-    end += c.len;
-  }
-  return end;
-}
-
+bool MaybeDigit(uint8_t b) { return b >= 0x80 || (b >= '0' && b <= '9'); }
 }  // namespace
 
 std::unique_ptr<KnownPattern> KnownPattern::For(const std::string& pattern) {
   static const std::pair<const char*, Kind> kKnownPatterns[] = {
-      {kGpt4Digits3, Kind::kGpt4Digits3}, {kGpt4Digit, Kind::kGpt4Digit},
-      {kDeepSeekWords, Kind::kDeepSeekWords}, {kDigits3, Kind::kDigits3},
-      {kDigit, Kind::kDigit},             {kCjk, Kind::kCjk}};
+      {kGpt4Digits3, Kind::kGpt4Digits3},
+      {kGpt4Digit, Kind::kGpt4Digit},
+      {kDeepSeekWords, Kind::kDeepSeekWords},
+      {kDigits3, Kind::kDigits3},
+      {kDigit, Kind::kDigit}};
   for (const auto& [text, kind] : kKnownPatterns) {
     if (pattern == text) return std::unique_ptr<KnownPattern>(new KnownPattern(kind));
   }
@@ -303,8 +278,12 @@ std::unique_ptr<KnownPattern> KnownPattern::For(const std::string& pattern) {
 void KnownPattern::FindAll(std::string_view text, std::vector<Span>* out) const {
   out->clear();
   const Text t(text);
-  auto scan = [&](auto match) {
+  // Matches left to right. `maybe_start` lets the digit patterns skip bytes that cannot start a
+  // match; such a byte is ASCII, so the scan stays on character boundaries.
+  auto scan = [&](auto maybe_start, auto match) {
     for (size_t i = 0; i < t.size();) {
+      while (i < t.size() && !maybe_start(t.byte(i))) ++i;
+      if (i == t.size()) break;
       const size_t end = match(i);
       if (end > i) {
         out->push_back({i, end});
@@ -314,19 +293,18 @@ void KnownPattern::FindAll(std::string_view text, std::vector<Span>* out) const 
       }
     }
   };
+  const auto any = [](uint8_t) { return true; };
   switch (kind_) {
     case Kind::kGpt4Digits3:
-      return scan([&](size_t i) { return MatchGpt4(t, i, 3); });
+      return scan(any, [&](size_t i) { return MatchGpt4(t, i, 3); });
     case Kind::kGpt4Digit:
-      return scan([&](size_t i) { return MatchGpt4(t, i, 1); });
+      return scan(any, [&](size_t i) { return MatchGpt4(t, i, 1); });
     case Kind::kDeepSeekWords:
-      return scan([&](size_t i) { return MatchDeepSeek(t, i); });
+      return scan(any, [&](size_t i) { return MatchDeepSeek(t, i); });
     case Kind::kDigits3:
-      return scan([&](size_t i) { return MatchDigits(t, i, 3); });
+      return scan(MaybeDigit, [&](size_t i) { return MatchDigits(t, i, 3); });
     case Kind::kDigit:
-      return scan([&](size_t i) { return MatchDigits(t, i, 1); });
-    case Kind::kCjk:
-      return scan([&](size_t i) { return MatchCjk(t, i); });
+      return scan(MaybeDigit, [&](size_t i) { return MatchDigits(t, i, 1); });
   }
 }
 

@@ -1,6 +1,7 @@
 #include "tokenizer/nfc.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstdlib>
 #include <vector>
@@ -42,13 +43,33 @@ uint8_t Ccc(char32_t cp) {
   return cp <= it->last ? it->ccc : 0;
 }
 
-bool IsUnstable(char32_t cp) {
-  if (cp < 0x300) return false;
+bool IsUnstableSlow(char32_t cp) {
   auto it = std::upper_bound(std::begin(kNfcUnstable), std::end(kNfcUnstable), cp,
                              [](char32_t c, const UnstableRange& r) { return c < r.first; });
   if (it == std::begin(kNfcUnstable)) return false;
   --it;
   return cp <= it->last;
+}
+
+// One bit per BMP code point, where nearly all text lives; the rest takes the binary search.
+struct BmpUnstableBits {
+  std::array<uint64_t, 0x10000 / 64> bits{};
+  BmpUnstableBits() {
+    for (const UnstableRange& r : kNfcUnstable) {
+      for (char32_t c = r.first; c <= r.last && c < 0x10000; ++c) {
+        bits[c >> 6] |= uint64_t{1} << (c & 63);
+      }
+    }
+  }
+};
+
+bool IsUnstable(char32_t cp) {
+  if (cp < 0x300) return false;
+  if (cp < 0x10000) {
+    static const BmpUnstableBits bmp;
+    return (bmp.bits[cp >> 6] >> (cp & 63)) & 1;
+  }
+  return IsUnstableSlow(cp);
 }
 
 void Decompose(char32_t cp, std::vector<char32_t>* out) {
@@ -135,44 +156,48 @@ void NormalizeSegment(const std::vector<char32_t>& seg, std::string* out) {
 const char* NfcUnicodeVersion() { return kNfcUnicodeVersion; }
 
 std::string NfcNormalize(std::string_view text) {
-  // Quick check: nothing below U+0300 is affected; most text has no unstable code point at all.
-  bool any = false;
-  for (size_t i = 0; i < text.size() && !any;) {
-    if (static_cast<uint8_t>(text[i]) < 0xCC) {  // lead bytes below 0xCC encode < U+0300
-      ++i;
-      continue;
-    }
-    const int32_t cp = DecodeUtf8(text, &i);
-    any = cp >= 0 && IsUnstable(static_cast<char32_t>(cp));
-  }
-  if (!any) return std::string(text);
-
-  // Segment before every stable code point; normalize only segments holding an unstable one.
+  // Text is cut before every stable code point into segments (a stable code point and the
+  // unstable ones after it); only segments holding an unstable one are normalized, the rest is
+  // copied in bulk. Nothing below U+0300 is unstable, so ASCII is skipped byte by byte.
   std::string out;
-  out.reserve(text.size());
   std::vector<char32_t> seg;
+  size_t copied = 0;     // text[0, copied) is already in `out`
+  size_t seg_start = 0;  // where the current segment starts
   bool seg_unstable = false;
-  size_t seg_start = 0;
-  auto flush = [&](size_t end) {
-    if (seg_unstable) {
-      NormalizeSegment(seg, &out);
-    } else {
-      out.append(text.substr(seg_start, end - seg_start));
-    }
+  bool changed = false;  // whether `out` is in use
+  auto finish_segment = [&](size_t end) {
+    if (!seg_unstable) return;
+    if (!changed) out.reserve(text.size() + 16);
+    changed = true;
+    out.append(text.substr(copied, seg_start - copied));
     seg.clear();
+    for (size_t i = seg_start; i < end;) {
+      const int32_t v = DecodeUtf8(text, &i);
+      seg.push_back(v < 0 ? kReplacementChar : static_cast<char32_t>(v));
+    }
+    NormalizeSegment(seg, &out);
+    copied = end;
     seg_unstable = false;
-    seg_start = end;
   };
   for (size_t i = 0; i < text.size();) {
     const size_t at = i;
-    const int32_t v = DecodeUtf8(text, &i);
-    const char32_t cp = v < 0 ? kReplacementChar : static_cast<char32_t>(v);
-    const bool unstable = IsUnstable(cp);
-    if (!unstable && !seg.empty()) flush(at);
-    seg.push_back(cp);
-    seg_unstable |= unstable;
+    bool unstable = false;
+    if (static_cast<uint8_t>(text[i]) < 0x80) {
+      ++i;
+    } else {
+      const int32_t v = DecodeUtf8(text, &i);
+      unstable = v >= 0 && IsUnstable(static_cast<char32_t>(v));
+    }
+    if (unstable) {
+      seg_unstable = true;
+    } else {
+      finish_segment(at);
+      seg_start = at;
+    }
   }
-  flush(text.size());
+  finish_segment(text.size());
+  if (!changed) return std::string(text);
+  out.append(text.substr(copied));
   return out;
 }
 

@@ -31,7 +31,11 @@ class PieceCache {
       if (s.len == 0) return false;
       if (s.tag == tag && s.len == piece.size() && Equal(s, piece)) {
         const int32_t* ids = arena_.data() + s.at + Words(s.len);
-        out->insert(out->end(), ids, ids + s.n_ids);
+        if (s.n_ids == 1) {
+          out->push_back(ids[0]);
+        } else {
+          out->insert(out->end(), ids, ids + s.n_ids);
+        }
         return true;
       }
     }
@@ -42,15 +46,15 @@ class PieceCache {
 
  private:
   struct Slot {
-    uint32_t tag = 0;    // high 32 bits of the hash
-    uint32_t at = 0;     // arena offset of the piece bytes, followed by the ids
-    uint16_t len = 0;    // piece bytes; 0 marks an empty slot
+    uint32_t tag = 0;  // high 32 bits of the hash
+    uint32_t at = 0;   // arena offset of the piece bytes, followed by the ids
+    uint16_t len = 0;  // piece bytes; 0 marks an empty slot
     uint16_t n_ids = 0;
   };
 
   static size_t Words(size_t bytes) { return (bytes + 3) / 4; }
-  // Whether the bytes of `s` (same length as `piece`) are `piece`. Up to 16 bytes, nearly every
-  // piece, take two overlapping loads from each side instead of a call to memcmp.
+  // Whether the bytes of `s` (same length as `piece`, at least 1) are `piece`. Up to 16 bytes,
+  // nearly every piece, take overlapping loads from each side instead of a call to memcmp.
   bool Equal(const Slot& s, std::string_view piece) const {
     const char* a = reinterpret_cast<const char*>(arena_.data() + s.at);
     const char* b = piece.data();
@@ -63,6 +67,7 @@ class PieceCache {
       return Load<uint32_t>(a) == Load<uint32_t>(b) &&
              Load<uint32_t>(a + n - 4) == Load<uint32_t>(b + n - 4);
     }
+    if (n < 4) return a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1];
     return std::memcmp(a, b, n) == 0;
   }
   template <typename T>

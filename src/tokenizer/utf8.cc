@@ -1,5 +1,7 @@
 #include "tokenizer/utf8.h"
 
+#include <cstring>
+
 namespace r1::tok {
 
 void AppendUtf8(char32_t cp, std::string* out) {
@@ -86,6 +88,15 @@ int32_t DecodeUtf8(std::string_view s, size_t* pos) {
 
 bool IsValidUtf8(std::string_view s) {
   for (size_t i = 0; i < s.size();) {
+    // Eight ASCII bytes at a time: real text is mostly ASCII.
+    if (i + 8 <= s.size()) {
+      uint64_t word;
+      std::memcpy(&word, s.data() + i, 8);
+      if ((word & 0x8080808080808080ULL) == 0) {
+        i += 8;
+        continue;
+      }
+    }
     if (static_cast<uint8_t>(s[i]) < 0x80) {
       ++i;
       continue;

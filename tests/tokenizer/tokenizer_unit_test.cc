@@ -113,15 +113,16 @@ TEST(PreTokenizer, SplitBehaviours) {
 // and random strings drawn from characters at every class boundary the patterns care about.
 TEST(PreTokenizer, KnownPatternsMatchPcre2) {
   const std::vector<std::string> patterns = {
-      R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)",
-      R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)",
+      R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3})"
+      R"(| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)",
+      R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N})"
+      R"(| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)",
       "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?"
       "[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+",
       R"(\p{N}{1,3})",
-      R"(\p{N})",
-      "[一-龥\u3040-ゟ゠-ヿ]+"};
+      R"(\p{N})"};
   // Letters, marks, digits and numbers of several scripts, punctuation and symbols, every kind
-  // of white space (U+FEFF too), controls, format and private-use characters, the CJK range ends.
+  // of white space (U+FEFF too), controls, format, private-use and unassigned characters.
   const std::vector<std::string> palette = {
       "a", "Z", "s", "S", "t", "T", "r", "E", "v", "m", "l", "L", "d", "D", "'", "\"", "0", "7",
       " ", " ", " ", "\t", "\n", "\r", "\v", "\f", "\x01", "\x7f", ".", ",", "(", "`", "~", "_",
@@ -154,6 +155,7 @@ TEST(PreTokenizer, KnownPatternsMatchPcre2) {
     }
   }
   EXPECT_EQ(KnownPattern::For(R"(\p{L}+)"), nullptr);
+  EXPECT_EQ(KnownPattern::For("[一-龥\u3040-ゟ゠-ヿ]+"), nullptr);  // PCRE2 is faster there
 }
 
 TEST(PreTokenizer, UnsupportedTypesAreNamed) {
@@ -218,10 +220,11 @@ TEST(Tokenizer, LongPieceWithoutSpacesIsLinearish) {
   EXPECT_EQ(t->Decode(ids), big);
 }
 
+using MergeRanks = std::map<std::pair<std::string, std::string>, int>;
+
 // The plain definition of BPE merging: repeatedly merge the lowest-ranked adjacent pair, the
-// leftmost on ties. Symbols are strings; `ranks` maps "a b" to its rank.
-std::vector<std::string> ReferenceBpe(const std::string& word,
-                                      const std::map<std::pair<std::string, std::string>, int>& ranks) {
+// leftmost on ties. Symbols are strings; `ranks` maps a pair to its rank.
+std::vector<std::string> ReferenceBpe(const std::string& word, const MergeRanks& ranks) {
   std::vector<std::string> s;
   for (char c : word) s.emplace_back(1, c);
   while (s.size() > 1) {
@@ -270,7 +273,7 @@ TEST(Tokenizer, MergesMatchReferenceOnRandomMergeLists) {
     }
     if (trial % 2 == 1) std::shuffle(merges.begin(), merges.end(), rng);
     json merge_list = json::array();
-    std::map<std::pair<std::string, std::string>, int> ranks;
+    MergeRanks ranks;
     for (size_t r = 0; r < merges.size(); ++r) {
       merge_list.push_back(BytesToByteLevel(merges[r].first) + " " +
                            BytesToByteLevel(merges[r].second));
