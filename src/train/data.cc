@@ -1,6 +1,5 @@
 #include "train/data.h"
 
-#include <algorithm>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <numeric>
@@ -23,41 +22,34 @@ bool EndsWith(const std::string& s, const std::string& suffix) {
 
 }  // namespace
 
-// Rows are T+1 tokens, allocated padded (pad token, segment −1, no loss). A piece goes into the
-// first of the last kOpenRows rows with room for it, else into a new row: first fit over a short
-// window keeps the packing deterministic and linear while filling most gaps.
-void Dataset::Place(const int32_t* toks, const uint8_t* loss, int64_t n) {
-  constexpr int64_t kOpenRows = 64;
+Status Dataset::AddChat(const std::vector<int32_t>& prompt, const std::vector<int32_t>& completion) {
+  // Rows are T+1 tokens; a chat goes whole into the current row or starts a new one.
   const int64_t row = T_ + 1;
-  int64_t r = -1;
-  for (int64_t i = std::max<int64_t>(0, num_windows_ - kOpenRows); i < num_windows_ && r < 0; ++i)
-    if (row_used_[static_cast<size_t>(i)] + n <= row) r = i;
-  if (r < 0) {
-    r = num_windows_++;
-    tokens_.resize(static_cast<size_t>(num_windows_ * row), pad_id_);
-    doc_.resize(tokens_.size(), -1);
-    loss_.resize(tokens_.size(), 0);
-    row_used_.push_back(0);
-  }
-  const size_t at = static_cast<size_t>(r * row + row_used_[static_cast<size_t>(r)]);
-  std::copy(toks, toks + n, tokens_.begin() + static_cast<std::ptrdiff_t>(at));
-  std::copy(loss, loss + n, loss_.begin() + static_cast<std::ptrdiff_t>(at));
-  std::fill_n(doc_.begin() + static_cast<std::ptrdiff_t>(at), n, num_segments_++);
-  row_used_[static_cast<size_t>(r)] += n;
-}
-
-void Dataset::AddDocument(const std::vector<int32_t>& toks, const std::vector<uint8_t>& loss, bool split_long) {
-  const int64_t row = T_ + 1, n = static_cast<int64_t>(toks.size());
-  ++num_docs_;
-  if (n <= row) return Place(toks.data(), loss.data(), n);
-  if (!split_long) {
+  int64_t n = static_cast<int64_t>(prompt.size() + completion.size());
+  std::vector<int32_t> toks(prompt);
+  toks.insert(toks.end(), completion.begin(), completion.end());
+  std::vector<uint8_t> loss(prompt.size(), 0);
+  loss.insert(loss.end(), completion.size(), 1);
+  if (n > row) {
+    toks.resize(static_cast<size_t>(row));
+    loss.resize(static_cast<size_t>(row));
+    n = row;
     ++truncated_;
-    return Place(toks.data(), loss.data(), row);
   }
-  // Pieces [k·T, k·T + T + 1) overlap by one token: each target is trained exactly once, and a
-  // piece's first token is only context.
-  for (int64_t start = 0; start + 1 < n; start += T_)
-    Place(toks.data() + start, loss.data() + start, std::min(row, n - start));
+  const int64_t used = static_cast<int64_t>(tokens_.size()) - num_windows_ * row;  // in the open row
+  if (!tokens_.empty() && used + n > row) {
+    // Pad out the open row (pad tokens: document −1, no loss) and open a new one.
+    const int64_t pad = row - used;
+    tokens_.insert(tokens_.end(), static_cast<size_t>(pad), pad_id_);
+    doc_.insert(doc_.end(), static_cast<size_t>(pad), -1);
+    loss_.insert(loss_.end(), static_cast<size_t>(pad), 0);
+    ++num_windows_;
+  }
+  tokens_.insert(tokens_.end(), toks.begin(), toks.end());
+  doc_.insert(doc_.end(), toks.size(), static_cast<int32_t>(num_docs_));
+  loss_.insert(loss_.end(), loss.begin(), loss.end());
+  ++num_docs_;
+  return Status::Ok();
 }
 
 Result<Dataset> Dataset::Load(const std::string& path, int64_t T, const tok::Tokenizer* tokenizer,
@@ -103,7 +95,9 @@ Result<Dataset> Dataset::Load(const std::string& path, int64_t T, const tok::Tok
         any_text = true;
         std::vector<int32_t> ids = tokenizer->Encode(j["text"].get<std::string>(), /*add_special_tokens=*/true);
         if (tokenizer->eos_id() >= 0) ids.push_back(tokenizer->eos_id());
-        d.AddDocument(ids, std::vector<uint8_t>(ids.size(), 1), /*split_long=*/true);
+        d.tokens_.insert(d.tokens_.end(), ids.begin(), ids.end());
+        d.doc_.insert(d.doc_.end(), ids.size(), static_cast<int32_t>(d.num_docs_++));
+        d.loss_.insert(d.loss_.end(), ids.size(), 1);
       } else if (j.contains("messages")) {
         any_chat = true;
         auto msgs = tok::ParseChatMessages(j["messages"]);
@@ -120,16 +114,22 @@ Result<Dataset> Dataset::Load(const std::string& path, int64_t T, const tok::Tok
         std::vector<int32_t> prompt = tokenizer->Encode(*prompt_text, /*add_special_tokens=*/false);
         std::vector<int32_t> completion = tokenizer->Encode(answer, /*add_special_tokens=*/false);
         if (tokenizer->eos_id() >= 0) completion.push_back(tokenizer->eos_id());
-        std::vector<uint8_t> loss(prompt.size(), 0);
-        loss.insert(loss.end(), completion.size(), 1);
-        prompt.insert(prompt.end(), completion.begin(), completion.end());
-        d.AddDocument(prompt, loss, /*split_long=*/false);
+        R1_RETURN_IF_ERROR(d.AddChat(prompt, completion));
       } else {
         return InvalidArgument(where + ": expected a \"text\" or a \"messages\" field");
       }
       if (any_text && any_chat) return InvalidArgument(where + ": mixes \"text\" documents and \"messages\" chats");
     }
     d.kind_ = any_chat ? DataKind::kChat : DataKind::kText;
+    if (d.kind_ == DataKind::kChat && !d.tokens_.empty()) {
+      // Close the last row.
+      const int64_t row = T + 1;
+      const int64_t used = static_cast<int64_t>(d.tokens_.size()) - d.num_windows_ * row;
+      d.tokens_.insert(d.tokens_.end(), static_cast<size_t>(row - used), d.pad_id_);
+      d.doc_.insert(d.doc_.end(), static_cast<size_t>(row - used), -1);
+      d.loss_.insert(d.loss_.end(), static_cast<size_t>(row - used), 0);
+      ++d.num_windows_;
+    }
   } else {
     return InvalidArgument(path + ": unknown data format (expected .jsonl, .ids or .bin)");
   }
@@ -137,7 +137,7 @@ Result<Dataset> Dataset::Load(const std::string& path, int64_t T, const tok::Tok
     if (d.tokens_[i] >= vocab_size)
       return InvalidArgument(path + ": token id " + std::to_string(d.tokens_[i]) + " (position " + std::to_string(i) +
                              ") is outside the model's vocabulary (" + std::to_string(vocab_size) + ")");
-  if (d.kind_ == DataKind::kIds) d.num_windows_ = d.tokens_.empty() ? 0 : (static_cast<int64_t>(d.tokens_.size()) - 1) / T;
+  if (d.kind_ != DataKind::kChat) d.num_windows_ = d.tokens_.empty() ? 0 : (static_cast<int64_t>(d.tokens_.size()) - 1) / T;
   if (d.num_windows_ == 0)
     return InvalidArgument(path + ": " + std::to_string(d.tokens_.size()) + " tokens do not fill one window of " +
                            std::to_string(T + 1));
@@ -160,8 +160,8 @@ int64_t Dataset::WindowAt(int64_t cursor, bool shuffle, uint64_t seed) const {
 }
 
 void Dataset::Window(int64_t w, int32_t* ids, int32_t* targets, int32_t* doc) const {
-  // Id streams: window w starts at w·T; JSONL rows at w·(T+1). Either way T+1 tokens are read.
-  const int64_t start = kind_ == DataKind::kIds ? w * T_ : w * (T_ + 1);
+  // Streams: window w starts at w·T; chat rows at w·(T+1). Either way T+1 tokens are read.
+  const int64_t start = kind_ == DataKind::kChat ? w * (T_ + 1) : w * T_;
   for (int64_t t = 0; t < T_; ++t) {
     const int64_t i = start + t;
     ids[t] = tokens_[i];

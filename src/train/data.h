@@ -7,13 +7,10 @@
 //           tokenizer's BOS and ended with EOS) or {"messages": […]} chats (SFT: rendered in the R1
 //           format; the loss covers the final assistant turn only — its reasoning, answer and EOS)
 //
-// Id streams (ids, bin) are cut into windows of T+1 tokens: window j has inputs stream[j·T, j·T+T)
-// and targets shifted by one. JSONL documents and chats are packed whole into rows of T+1 tokens
-// (first fit over the most recent rows; the rest of a row is padding without loss), so no target
-// is trained without the start of its document in view — short documents cut at a window edge
-// would teach the model to continue text whose beginning it cannot see. A text document longer
-// than a row is split into row-long pieces overlapping by one token (each target trained once); a
-// chat longer than a row is cut. Attention stays inside each document (or piece).
+// Streams (ids, bin, text) are cut into windows of T+1 tokens: window j has inputs
+// stream[j·T, j·T+T) and targets shifted by one; a target in another document than its input is
+// not trained on, and attention stays inside each document. Chats are packed whole into rows
+// (greedily, in order), the remainder of a row padded and masked; a chat longer than a row is cut.
 //
 // Order: a cursor counts the windows consumed. With shuffling, each epoch visits the windows in a
 // permutation drawn from (seed, epoch); without, in order — so training step s with batch B takes
@@ -52,20 +49,15 @@ class Dataset {
 
  private:
   void Window(int64_t w, int32_t* ids, int32_t* targets, int32_t* doc) const;
-  // Packs one JSONL document (tokens, and whether each is a trained target) into rows.
-  void AddDocument(const std::vector<int32_t>& toks, const std::vector<uint8_t>& loss, bool split_long);
-  void Place(const int32_t* toks, const uint8_t* loss, int64_t n);
+  Status AddChat(const std::vector<int32_t>& prompt, const std::vector<int32_t>& completion);
 
   DataKind kind_ = DataKind::kIds;
   int64_t T_ = 0;
   // Streams: tokens_, doc_ of each token, and whether predicting it is trained (loss_).
   std::vector<int32_t> tokens_, doc_;
   std::vector<uint8_t> loss_;
-  // JSONL: rows of T+1 tokens (same three arrays, row-major; doc_ holds a segment id per piece),
-  // built at load, and the tokens used in each row.
-  std::vector<int64_t> row_used_;
+  // Chats: rows of T+1 tokens (same three arrays, row-major), built at load.
   int64_t num_windows_ = 0, num_docs_ = 0, truncated_ = 0;
-  int32_t num_segments_ = 0;
   int32_t pad_id_ = 0;
   mutable std::vector<int64_t> perm_;  // cached permutation of the current epoch
   mutable int64_t perm_epoch_ = -1;

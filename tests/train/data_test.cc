@@ -4,8 +4,6 @@
 #include <filesystem>
 
 #include "core/file.h"
-#include "tokenizer/bpe_trainer.h"
-#include "tokenizer/tokenizer.h"
 #include "train/data.h"
 #include "train/optimizer.h"
 
@@ -70,81 +68,6 @@ TEST(Data, BadInputsNameTheProblem) {
   ASSERT_TRUE(WriteFileAtomic(Tmp("g.jsonl"), std::string("{\"text\": \"hi\"}\n")).ok());
   EXPECT_NE(Dataset::Load(Tmp("g.jsonl"), 4, nullptr, 100).status().message().find("needs a tokenizer"),
             std::string::npos);
-}
-
-// A small byte-level tokenizer trained on the fly.
-std::unique_ptr<tok::Tokenizer> SmallTokenizer() {
-  tok::BpeTrainerOptions o;
-  o.vocab_size = 300;
-  auto trainer = tok::BpeTrainer::Create(o);
-  EXPECT_TRUE(trainer.ok());
-  (*trainer)->AddText("What is 12 + 34? The answer is 46. What is 5 - 7? The answer is -2.");
-  auto bpe = (*trainer)->Train();
-  EXPECT_TRUE(bpe.ok());
-  EXPECT_TRUE(tok::WriteTrainedTokenizer(*bpe, Tmp("tok")).ok());
-  auto t = tok::Tokenizer::Load(Tmp("tok"));
-  EXPECT_TRUE(t.ok());
-  return std::move(*t);
-}
-
-// Every trained target of every row, in row order, with the segment it belongs to.
-struct Trained {
-  int64_t targets = 0;
-  std::vector<int32_t> sequence;  // the target ids, row by row
-};
-Trained CountTrained(const Dataset& d, int64_t T, bool expect_bos_starts, int32_t bos) {
-  Trained out;
-  TrainBatch b;
-  for (int64_t w = 0; w < d.num_windows(); ++w) {
-    d.Fill(w, 1, /*shuffle=*/false, 0, &b);
-    for (int64_t t = 0; t < T; ++t) {
-      const bool starts = b.doc[t] >= 0 && (t == 0 || b.doc[t - 1] != b.doc[t]);
-      if (starts && expect_bos_starts) {
-        EXPECT_EQ(b.ids[t], bos) << "window " << w << " position " << t;
-      }
-      if (b.targets[t] >= 0) {
-        ++out.targets;
-        out.sequence.push_back(b.targets[t]);
-      }
-    }
-  }
-  return out;
-}
-
-TEST(Data, TextDocumentsArePackedWholeSoEveryTargetSeesItsDocumentStart) {
-  auto tokenizer = SmallTokenizer();
-  const int64_t T = 24;
-  std::string jsonl;
-  int64_t expected = 0;
-  for (int i = 0; i < 40; ++i) {
-    const std::string text = "What is " + std::to_string(i) + " + " + std::to_string(3 * i) + "?";
-    const int64_t n = static_cast<int64_t>(tokenizer->Encode(text, true).size()) + 1;  // + EOS
-    ASSERT_LE(n, T + 1);
-    expected += n - 1;
-    jsonl += "{\"text\": \"" + text + "\"}\n";
-  }
-  ASSERT_TRUE(WriteFileAtomic(Tmp("short.jsonl"), jsonl).ok());
-  auto d = Dataset::Load(Tmp("short.jsonl"), T, tokenizer.get(), 300);
-  ASSERT_TRUE(d.ok()) << d.status().ToString();
-  EXPECT_EQ(d->num_documents(), 40);
-  EXPECT_LT(d->num_windows(), 40);  // several documents share a row
-  // Each document sits whole in one row: every segment starts at its BOS, every target is trained.
-  EXPECT_EQ(CountTrained(*d, T, /*expect_bos_starts=*/true, tokenizer->bos_id()).targets, expected);
-}
-
-TEST(Data, LongTextDocumentIsSplitAndEachTargetTrainedOnce) {
-  auto tokenizer = SmallTokenizer();
-  std::string text;
-  for (int i = 0; i < 30; ++i) text += "The answer is " + std::to_string(i) + ". ";
-  std::vector<int32_t> ids = tokenizer->Encode(text, true);
-  ids.push_back(tokenizer->eos_id());
-  const int64_t T = 16;
-  ASSERT_GT(static_cast<int64_t>(ids.size()), 3 * (T + 1));
-  ASSERT_TRUE(WriteFileAtomic(Tmp("long.jsonl"), "{\"text\": \"" + text + "\"}\n").ok());
-  auto d = Dataset::Load(Tmp("long.jsonl"), T, tokenizer.get(), 300);
-  ASSERT_TRUE(d.ok()) << d.status().ToString();
-  const Trained tr = CountTrained(*d, T, /*expect_bos_starts=*/false, tokenizer->bos_id());
-  EXPECT_EQ(tr.sequence, std::vector<int32_t>(ids.begin() + 1, ids.end()));
 }
 
 TEST(Schedule, WarmupThenCosine) {
