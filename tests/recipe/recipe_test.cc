@@ -32,7 +32,8 @@ TEST(RecipeTest, BuiltInEqualsCommittedFileAndParses) {
   EXPECT_GT(r->teacher.n_routed_experts, 0);
   EXPECT_EQ(r->student.n_routed_experts, 0);
   EXPECT_LE(2 * ComputeStats(r->student).active_params, ComputeStats(r->teacher).active_params);
-  EXPECT_EQ(r->pretrain.steps, 300);
+  EXPECT_EQ(r->pretrain.steps, 800);
+  EXPECT_DOUBLE_EQ(r->pretrain.init_std, 0.08);
   EXPECT_EQ(r->pretrain.schedule, "cosine");
   EXPECT_FLOAT_EQ(r->eval.temperature, 0.6f);
 }
