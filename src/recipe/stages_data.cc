@@ -105,20 +105,12 @@ Result<json> RunRejectionStage(StageContext& ctx) {
   R1_ASSIGN_OR_RETURN(auto tokenizer, tok::Tokenizer::Load(model_dir));
   // Problems after the pretraining and SFT slices: none of them was seen with a reference solution.
   const int64_t first = r.data.pretrain_problems + r.data.sft_chats;
-  std::vector<rl::Problem> problems;
-  std::vector<std::vector<int32_t>> prompts;
-  for (int64_t i = 0; i < rc.problems; ++i) {
-    problems.push_back(task->Generate(rl::Split::kTrain, static_cast<uint64_t>(first + i)));
-    R1_ASSIGN_OR_RETURN(auto ids, rl::PromptIds(*tokenizer, problems.back()));
-    prompts.push_back(std::move(ids));
-  }
-  RolloutOptions ro;
-  ro.group = rc.samples;
-  ro.max_new_tokens = rc.max_new_tokens;
-  ro.temperature = rc.temperature;
-  ro.top_p = rc.top_p;
-  ro.seed = r.seed * 1000003ull + 5;
-  if (tokenizer->eos_id() >= 0) ro.stop_ids.push_back(tokenizer->eos_id());
+  R1_ASSIGN_OR_RETURN(rl::PromptSet set,
+                      rl::MakePromptSet(*tokenizer, *task, rl::Split::kTrain, static_cast<uint64_t>(first), rc.problems));
+  const std::vector<rl::Problem>& problems = set.problems;
+  const std::vector<std::vector<int32_t>>& prompts = set.prompts;
+  const RolloutOptions ro = rl::SamplingOptions(*tokenizer, rc.samples, rc.max_new_tokens, rc.temperature, rc.top_p,
+                                                r.seed * 1000003ull + 5);
   // In chunks, so progress shows.
   const int64_t chunk = std::max<int64_t>(1, 256 / rc.samples);
   std::vector<Completion> comps;

@@ -18,6 +18,29 @@ Result<std::vector<int32_t>> PromptIds(const tok::Tokenizer& tokenizer, const Pr
   return tokenizer.Encode(text, /*add_special_tokens=*/false);
 }
 
+Result<PromptSet> MakePromptSet(const tok::Tokenizer& tokenizer, const Task& task, Split split, uint64_t first,
+                                int64_t n) {
+  PromptSet set;
+  for (int64_t i = 0; i < n; ++i) {
+    set.problems.push_back(task.Generate(split, first + static_cast<uint64_t>(i)));
+    R1_ASSIGN_OR_RETURN(auto ids, PromptIds(tokenizer, set.problems.back()));
+    set.prompts.push_back(std::move(ids));
+  }
+  return set;
+}
+
+RolloutOptions SamplingOptions(const tok::Tokenizer& tokenizer, int64_t group, int64_t max_new_tokens,
+                               float temperature, float top_p, uint64_t seed) {
+  RolloutOptions ro;
+  ro.group = group;
+  ro.max_new_tokens = max_new_tokens;
+  ro.temperature = temperature;
+  ro.top_p = top_p;
+  ro.seed = seed;
+  if (tokenizer.eos_id() >= 0) ro.stop_ids.push_back(tokenizer.eos_id());
+  return ro;
+}
+
 std::string CompletionText(const tok::Tokenizer& tokenizer, const std::vector<int32_t>& ids, bool stopped) {
   if (stopped && !ids.empty()) return tokenizer.Decode(std::vector<int32_t>(ids.begin(), ids.end() - 1));
   return tokenizer.Decode(ids);
@@ -27,22 +50,12 @@ Result<EvalResult> Evaluate(const DeepSeekV3& model, const tok::Tokenizer& token
                             const EvalOptions& opts) {
   if (opts.n < 1 || opts.samples < 1) return InvalidArgument("eval needs n >= 1 and samples >= 1");
   Timer timer;
-  std::vector<Problem> problems;
-  std::vector<std::vector<int32_t>> prompts;
-  for (int64_t i = 0; i < opts.n; ++i) {
-    problems.push_back(task.Generate(opts.split, static_cast<uint64_t>(i)));
-    R1_ASSIGN_OR_RETURN(auto ids, PromptIds(tokenizer, problems.back()));
-    prompts.push_back(std::move(ids));
-  }
-  RolloutOptions ro;
-  ro.group = opts.samples;
-  ro.max_new_tokens = opts.max_new_tokens;
-  ro.temperature = opts.temperature;
-  ro.top_p = opts.top_p;
-  ro.seed = opts.seed;
+  R1_ASSIGN_OR_RETURN(PromptSet set, MakePromptSet(tokenizer, task, opts.split, 0, opts.n));
+  const std::vector<Problem>& problems = set.problems;
+  RolloutOptions ro =
+      SamplingOptions(tokenizer, opts.samples, opts.max_new_tokens, opts.temperature, opts.top_p, opts.seed);
   ro.max_batch = opts.max_batch;
-  if (tokenizer.eos_id() >= 0) ro.stop_ids.push_back(tokenizer.eos_id());
-  R1_ASSIGN_OR_RETURN(std::vector<Completion> comps, SampleCompletions(model, prompts, ro));
+  R1_ASSIGN_OR_RETURN(std::vector<Completion> comps, SampleCompletions(model, set.prompts, ro));
   EvalResult res;
   res.problems = opts.n;
   res.samples = opts.samples;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "infer/rollout.h"
 #include "model/deepseek_v3.h"
 #include "rl/task.h"
 #include "tokenizer/tokenizer.h"
@@ -16,6 +17,18 @@ namespace r1::rl {
 
 // The R1 chat prompt of a problem: "<BOS><｜User｜>{prompt}<｜Assistant｜><think>\n", tokenized.
 Result<std::vector<int32_t>> PromptIds(const tok::Tokenizer& tokenizer, const Problem& p);
+
+// Problems [first, first + n) of `split`, and each one's chat prompt tokenized (PromptIds).
+struct PromptSet {
+  std::vector<Problem> problems;
+  std::vector<std::vector<int32_t>> prompts;
+};
+Result<PromptSet> MakePromptSet(const tok::Tokenizer& tokenizer, const Task& task, Split split, uint64_t first,
+                                int64_t n);
+
+// Options for sampling `group` completions per prompt that stop at the tokenizer's EOS.
+RolloutOptions SamplingOptions(const tok::Tokenizer& tokenizer, int64_t group, int64_t max_new_tokens,
+                               float temperature, float top_p, uint64_t seed);
 
 // The text of a completion, without its stop token.
 std::string CompletionText(const tok::Tokenizer& tokenizer, const std::vector<int32_t>& ids, bool stopped);

@@ -139,23 +139,15 @@ Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(co
     double rollout_seconds = 0;
     for (int round = 0; round <= (opts.dynamic_sampling ? opts.max_resample_rounds : 0) && groups_kept < P; ++round) {
       const int64_t need = P - groups_kept;
-      std::vector<Problem> problems;
-      std::vector<std::vector<int32_t>> prompts;
-      for (int64_t i = 0; i < need; ++i) {
-        problems.push_back(task->Generate(Split::kTrain, prompt_cursor++));
-        R1_ASSIGN_OR_RETURN(auto ids, PromptIds(*tokenizer, problems.back()));
-        prompts.push_back(std::move(ids));
-      }
-      RolloutOptions ro;
-      ro.group = G;
-      ro.max_new_tokens = opts.max_new_tokens;
-      ro.temperature = opts.temperature;
-      ro.top_p = opts.top_p;
-      ro.seed = opts.seed * 1000003ull + static_cast<uint64_t>(step) * 7919ull + static_cast<uint64_t>(round) * 131ull;
+      R1_ASSIGN_OR_RETURN(PromptSet set, MakePromptSet(*tokenizer, *task, Split::kTrain, prompt_cursor, need));
+      prompt_cursor += static_cast<uint64_t>(need);
+      const std::vector<Problem>& problems = set.problems;
+      RolloutOptions ro = SamplingOptions(
+          *tokenizer, G, opts.max_new_tokens, opts.temperature, opts.top_p,
+          opts.seed * 1000003ull + static_cast<uint64_t>(step) * 7919ull + static_cast<uint64_t>(round) * 131ull);
       ro.max_batch = opts.max_batch;
-      if (tokenizer->eos_id() >= 0) ro.stop_ids.push_back(tokenizer->eos_id());
       RolloutStats rs;
-      R1_ASSIGN_OR_RETURN(std::vector<Completion> comps, SampleCompletions(policy, prompts, ro, &rs));
+      R1_ASSIGN_OR_RETURN(std::vector<Completion> comps, SampleCompletions(policy, set.prompts, ro, &rs));
       rollout_tokens += rs.tokens;
       rollout_seconds += rs.seconds;
       for (int64_t p = 0; p < need; ++p) {
@@ -165,7 +157,7 @@ Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(co
           const Completion& c = comps[static_cast<size_t>(p * G + i)];
           Sample s;
           s.group = groups_kept;
-          s.prompt = prompts[p];
+          s.prompt = set.prompts[p];
           s.ids = c.ids;
           s.old_logp = c.logprobs;
           s.stopped = c.stopped;
