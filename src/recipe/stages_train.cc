@@ -114,15 +114,21 @@ Result<json> RunGrpoFrom(StageContext& ctx, rl::GrpoOptions o, const std::string
               {"active_params", st.active_params}};
 }
 
+// A model from random init (config `config_name`) on the generated corpus, into `out_name`.
+Result<json> PretrainFromScratch(StageContext& ctx, const TrainConfig& t, uint64_t seed, const std::string& config_name,
+                                 const ModelConfig& config, const std::string& out_name, const std::string& metrics) {
+  train::TrainOptions o = TrainOpts(t, "pretrain", seed);
+  R1_ASSIGN_OR_RETURN(o.config_path, WriteConfig(ctx, config_name, config));
+  o.tokenizer = ctx.Path("tokenizer");
+  o.data = ctx.Path("data/corpus.jsonl");
+  return RunTrain(ctx, o, out_name, metrics, config);
+}
+
 }  // namespace
 
 Result<json> RunPretrainStage(StageContext& ctx) {
   const Recipe& r = ctx.recipe;
-  train::TrainOptions o = TrainOpts(r.pretrain, "pretrain", r.seed);
-  R1_ASSIGN_OR_RETURN(o.config_path, WriteConfig(ctx, "teacher", r.teacher));
-  o.tokenizer = ctx.Path("tokenizer");
-  o.data = ctx.Path("data/corpus.jsonl");
-  return RunTrain(ctx, o, "base", "pretrain", r.teacher);
+  return PretrainFromScratch(ctx, r.pretrain, r.seed, "teacher", r.teacher, "base", "pretrain");
 }
 
 Result<json> RunSftStage(StageContext& ctx) {
@@ -140,11 +146,7 @@ Result<json> RunGrpoStage(StageContext& ctx) {
 // The student's pretraining: same corpus and the same kind of budget as the teacher's.
 Result<json> RunStudentBaseStage(StageContext& ctx) {
   const Recipe& r = ctx.recipe;
-  train::TrainOptions o = TrainOpts(r.student_pretrain, "pretrain", r.seed + 1);
-  R1_ASSIGN_OR_RETURN(o.config_path, WriteConfig(ctx, "student", r.student));
-  o.tokenizer = ctx.Path("tokenizer");
-  o.data = ctx.Path("data/corpus.jsonl");
-  return RunTrain(ctx, o, "student-base", "student-base", r.student);
+  return PretrainFromScratch(ctx, r.student_pretrain, r.seed + 1, "student", r.student, "student-base", "student-base");
 }
 
 Result<json> RunDistillStage(StageContext& ctx) {
