@@ -22,7 +22,9 @@ printed), so a residual length difference does not count for either side.
 Runs alternate r1, PyTorch, r1, PyTorch, ... (`--rounds`); each run's first step is a warm-up, and figures are
 medians over the remaining steps of all rounds. r1 runs with OMP_WAIT_POLICY unset (it sets its own spin policy);
 PyTorch with OMP_WAIT_POLICY=PASSIVE by default, its faster setting here: on 2 cores shared with another busy
-process, spinning OpenMP threads made its rollouts ~45x slower. The load average is printed with the figures.
+process, spinning OpenMP threads made its rollouts ~45x slower. PyTorch links the same libopenblas as r1 and is
+given the OpenBLAS core r1 picks for itself (`--torch-blas-core library` leaves it the library's own pick, which
+on Debian 12 is the SSE3 "Prescott" core for AVX-512 Xeons). The load average is printed with the figures.
 Needs Debian's python3-torch (PyTorch runs in a child /usr/bin/python3). Timings are printed, never asserted.
 """
 import argparse
@@ -32,6 +34,8 @@ import shutil
 import statistics
 import subprocess
 import tempfile
+
+from blas_core import torch_env
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -112,8 +116,8 @@ def run_r1(model, a, work, rnd):
              "tokens": round(r["completion_length_mean"] * n)} for r in rows[1:]]
 
 
-def run_torch(model, prompts, a, length):
-    env = dict(os.environ)
+def run_torch(model, prompts, a, length, env):
+    env = dict(env)
     if a.torch_omp_wait_policy == "unset":
         env.pop("OMP_WAIT_POLICY", None)
     else:
@@ -147,10 +151,12 @@ def main():
     ap.add_argument("--group", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--torch-omp-wait-policy", default="PASSIVE", choices=["PASSIVE", "ACTIVE", "unset"])
+    ap.add_argument("--torch-blas-core", choices=["r1", "library"], default="r1")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     if a.steps < 2:
         ap.error("--steps must be >= 2 (the first step is a warm-up)")
+    torch_base_env, torch_core = torch_env(R1, a.torch_blas_core)
     load = [os.getloadavg()[0]]
     r1_steps, torch_steps = [], []
     with tempfile.TemporaryDirectory() as work:
@@ -161,21 +167,23 @@ def main():
             r1_steps += got
             # PyTorch generates this round's mean r1 completion length for every sequence
             length = max(1, round(statistics.mean(s["tokens"] for s in got) / (a.prompts_per_step * a.group)))
-            torch_steps += run_torch(model, prompts, a, length)
+            torch_steps += run_torch(model, prompts, a, length, torch_base_env)
             load.append(os.getloadavg()[0])
     r, t = summarize(r1_steps), summarize(torch_steps)
     # ratios of seconds per completion token (PyTorch / r1): > 1 means r1 is faster
     ratio = {part: r[f"{part}_tokens_per_s"] / t[f"{part}_tokens_per_s"] for part in ("rollout", "update", "step")}
     res = {"threads": a.threads, "prompts_per_step": a.prompts_per_step, "group": a.group,
            "max_new_tokens": a.max_new_tokens, "steps_per_run": a.steps, "rounds": a.rounds,
-           "torch_omp_wait_policy": a.torch_omp_wait_policy, "load_average_1min": load,
+           "torch_omp_wait_policy": a.torch_omp_wait_policy, "torch_blas_core": torch_core,
+           "load_average_1min": load,
            "r1": r, "torch": t, "speedup_vs_torch": ratio}
     if a.json:
         print(json.dumps(res, indent=1))
         return
     print(f"GRPO step, small MoE (hidden 256, 4 layers, 16 experts top-4 + 1 shared), P {a.prompts_per_step} x "
           f"G {a.group}, <= {a.max_new_tokens} new tokens, {a.threads} threads; medians of {len(r1_steps)} r1 / "
-          f"{len(torch_steps)} PyTorch steps over {a.rounds} alternating rounds")
+          f"{len(torch_steps)} PyTorch steps over {a.rounds} alternating rounds; PyTorch's OpenBLAS core: "
+          f"{torch_core}")
     print(f"{'':9}{'rollout s':>10}{'update s':>10}{'step s':>9}{'tokens':>8}{'rollout tok/s':>15}"
           f"{'update tok/s':>14}{'step tok/s':>12}")
     for name, s in (("r1", r), ("PyTorch", t)):

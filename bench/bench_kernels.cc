@@ -23,6 +23,7 @@
 #include "core/rng.h"
 #include "core/tensor.h"
 #include "kernels/matmul.h"
+#include "kernels/runtime.h"
 
 namespace {
 
@@ -198,6 +199,7 @@ std::vector<int> ParseInts(const char* s) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  r1::kernels::RestartWithRuntimeSettings(argv);  // the same OpenMP spin and OpenBLAS core as r1
   bool json = false;
   int reps = 7;
   std::string only;

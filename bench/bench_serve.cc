@@ -24,6 +24,7 @@
 #include "core/log.h"
 #include "core/rng.h"
 #include "infer/engine.h"
+#include "kernels/runtime.h"
 #include "model/deepseek_v3.h"
 
 namespace {
@@ -71,6 +72,7 @@ double Measure(Engine& engine, int S, int64_t prompt_len, int64_t tokens, uint64
 }  // namespace
 
 int main(int argc, char** argv) {
+  r1::kernels::RestartWithRuntimeSettings(argv);  // the same OpenMP spin and OpenBLAS core as r1
   std::string dir;
   std::vector<int> streams = {1, 4, 16};
   int64_t tokens = 64, prompt = 32;

@@ -3,10 +3,13 @@
 same model, batch, machine and thread count, and r1's model FLOP utilization against the machine's
 measured peak GEMM FLOP/s (a large f32 GEMM on the same threads).
 
-  /usr/bin/python3 bench/bench_train.py [--threads 2] [--steps 3] [--json]
+  /usr/bin/python3 bench/bench_train.py [--threads 2] [--steps 3] [--torch-blas-core r1|library] [--json]
 
 Model: `r1 new-model --preset moe-small` (hidden 512, 8 layers, 32 experts top-4 + 1 shared,
 MLA, MTP), f32 weights, batch 8 x 256 random tokens. Medians of the steps after the first.
+Both sides run the same OpenBLAS kernels by default: PyTorch links the same libopenblas, and is given the
+core r1 picks for itself (`--torch-blas-core library` leaves it the library's own pick instead, which
+on Debian 12 is the SSE3 "Prescott" core for AVX-512 Xeons). The peak GEMM is measured on that core too.
 Needs Debian's python3-torch. Timings are printed, never asserted.
 """
 import argparse
@@ -18,6 +21,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from blas_core import torch_env
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -96,9 +101,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--torch-blas-core", choices=["r1", "library"], default="r1")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # PyTorch is imported below, after this; OpenBLAS reads OPENBLAS_CORETYPE when it loads.
+    env, torch_core = torch_env(R1, a.torch_blas_core)
+    os.environ.clear()
+    os.environ.update(env)
     with tempfile.TemporaryDirectory() as work:
         model = os.path.join(work, "model")
         subprocess.run([R1, "new-model", "--preset", "moe-small", "--dtype", "f32", "--out", model, "--seed", "1"],
@@ -112,13 +122,14 @@ def main():
         torch_s = run_torch(model, ids, a.threads, a.steps)
         peak = peak_gemm(a.threads)
     flops = model_flops_per_token(cfg) * B * T
-    res = {"threads": a.threads, "batch": B, "seq": T, "r1_step_seconds": r1_s, "torch_step_seconds": torch_s,
+    res = {"threads": a.threads, "torch_blas_core": torch_core, "batch": B, "seq": T, "r1_step_seconds": r1_s, "torch_step_seconds": torch_s,
            "r1_tokens_per_s": B * T / r1_s, "torch_tokens_per_s": B * T / torch_s, "speedup_vs_torch": torch_s / r1_s,
            "model_gflop_per_step": flops / 1e9, "peak_gemm_gflops": peak / 1e9, "mfu": flops / r1_s / peak}
     if a.json:
         print(json.dumps(res, indent=1))
     else:
-        print(f"moe-small, batch {B} x {T}, {a.threads} threads (medians over steps 2..{a.steps})")
+        print(f"moe-small, batch {B} x {T}, {a.threads} threads (medians over steps 2..{a.steps}), "
+              f"PyTorch's OpenBLAS core: {torch_core}")
         print(f"r1       {res['r1_step_seconds']:.2f} s/step  {res['r1_tokens_per_s']:.0f} tokens/s")
         print(f"PyTorch  {res['torch_step_seconds']:.2f} s/step  {res['torch_tokens_per_s']:.0f} tokens/s")
         print(f"ratio    {res['speedup_vs_torch']:.2f}x the PyTorch reference step")

@@ -15,6 +15,7 @@
 #include "infer/generate.h"
 #include "io/ids.h"
 #include "kernels/bandwidth.h"
+#include "kernels/runtime.h"
 #include "model/deepseek_v3.h"
 #include "tokenizer/stream_decoder.h"
 #include "tokenizer/tokenizer.h"
@@ -247,8 +248,9 @@ Status RunBench(const ModelArgs& a, int64_t prompt_len, int64_t decode_len, int 
   for (auto& id : prompt) id = static_cast<int32_t>(rng.Below(static_cast<uint64_t>(V)));
   std::vector<double> prefill, decode;
   std::vector<float> logits(static_cast<size_t>(V)), step(static_cast<size_t>(V));
-  LogInfo("bench: %d reps of prefill %lld tokens + decode %lld tokens, %d threads", reps,
-          static_cast<long long>(prompt_len), static_cast<long long>(decode_len), NumThreads());
+  LogInfo("bench: %d reps of prefill %lld tokens + decode %lld tokens, %d threads, OpenBLAS core %s", reps,
+          static_cast<long long>(prompt_len), static_cast<long long>(decode_len), NumThreads(),
+          kernels::BlasCoreName().c_str());
   for (int r = 0; r <= reps; ++r) {  // rep 0 warms up caches and page mappings
     LatentCache cache = model->NewCache(prompt_len + decode_len);
     Timer t;
@@ -274,6 +276,7 @@ Status RunBench(const ModelArgs& a, int64_t prompt_len, int64_t decode_len, int 
   if (common.json) {
     std::printf("%s\n", json({{"model", a.model},
                               {"threads", NumThreads()},
+                              {"blas_core", kernels::BlasCoreName()},
                               {"prompt_tokens", prompt_len},
                               {"decode_tokens", decode_len},
                               {"prefill_tokens_per_s", pf},
@@ -285,7 +288,7 @@ Status RunBench(const ModelArgs& a, int64_t prompt_len, int64_t decode_len, int 
                             .dump(2)
                             .c_str());
   } else {
-    std::printf("threads          %d\n", NumThreads());
+    std::printf("threads          %d (OpenBLAS core %s)\n", NumThreads(), kernels::BlasCoreName().c_str());
     std::printf("prefill          %.1f tokens/s (%lld-token prompt, median of %d)\n", pf,
                 static_cast<long long>(prompt_len), reps);
     std::printf("decode           %.1f tokens/s (median of %d x %lld tokens)\n", dc, reps,

@@ -10,6 +10,7 @@
 #include "cli/command.h"
 #include "core/log.h"
 #include "core/threads.h"
+#include "kernels/runtime.h"
 
 namespace r1::cli {
 namespace {
@@ -38,16 +39,9 @@ CLI::App* AddCommand(CLI::App& app, const std::string& name, const std::string& 
 
 int main(int argc, char** argv) {
   using namespace r1;
-  // How long an idle OpenMP thread spins before it sleeps decides speed on a shared 2-core
-  // machine: spinning forever (libgomp's default, or ACTIVE) made training ~15x slower beside two
-  // busy processes; never spinning (PASSIVE) halved decode on a quiet machine (each token crosses
-  // hundreds of parallel regions). A short spin measured best in both: 10,000 iterations.
-  // libgomp reads it when it loads, before main, so set it and start again once; an explicit
-  // OMP_WAIT_POLICY or GOMP_SPINCOUNT is respected.
-  if (std::getenv("OMP_WAIT_POLICY") == nullptr && std::getenv("GOMP_SPINCOUNT") == nullptr) {
-    ::setenv("GOMP_SPINCOUNT", "10000", 1);
-    ::execv("/proc/self/exe", argv);  // returns only on failure: then run as we are
-  }
+  // libgomp's idle spin and the OpenBLAS kernels are chosen here, by starting once more with the
+  // environment set (kernels/runtime.h); `r1 bench` prints the OpenBLAS core in use.
+  kernels::RestartWithRuntimeSettings(argv);
   CLI::App app{"r1 — DeepSeek-R1 end to end: model, training recipe and deployment"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "r1 0.1.0");

@@ -54,6 +54,25 @@ TEST(Cli, InfoJson) {
   EXPECT_GT(j["total_params"].get<int64_t>(), j["active_params"].get<int64_t>());
 }
 
+// r1 starts itself with OPENBLAS_CORETYPE set when the library took this CPU for an old core
+// (Debian 12's OpenBLAS takes AVX-512 Xeons for SSE3 "Prescott"s); an explicit choice is kept.
+TEST(Cli, BenchRunsOnAModernBlasCoreUnlessTold) {
+  const std::string bench = "bench " + kFixtures + "tiny-fp8 --prompt 4 --decode 4 --reps 1 --json";
+  CmdResult r = R1(bench);
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::string core = json::parse(r.out)["blas_core"].get<std::string>();
+  ASSERT_FALSE(core.empty());
+  for (char& c : core) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    for (const char* old : {"prescott", "core2", "penryn", "dunnington", "nehalem", "atom", "sandybridge", "unknown"})
+      EXPECT_NE(core, old) << "r1 left OpenBLAS on a pre-AVX2 core on an AVX2 CPU";
+  }
+  r = test_util::RunShell("OPENBLAS_CORETYPE=PRESCOTT " + std::string(R1_BINARY) + " " + bench);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["blas_core"], "Prescott");
+}
+
 TEST(Cli, UsageErrorsExitTwoWithOneLine) {
   for (const std::string args : {"", "info", "perplexity x", "generate x --max-new-tokens 2", "info x --threads -1",
                                  "new-model --out /tmp/x --preset nope"}) {
