@@ -4,6 +4,7 @@
 #include "cli/command.h"
 #include "core/file.h"
 #include "core/log.h"
+#include "core/memory.h"
 #include "model/deepseek_v3.h"
 #include "rl/eval.h"
 #include "rl/grpo.h"
@@ -84,7 +85,7 @@ void RegisterRlCommands(CLI::App& app) {
     static GrpoArgs a;
     rl::GrpoOptions& o = a.o;
     auto* cmd = AddCommand(app, "grpo", "GRPO with verifiable rewards on the live engine", &common,
-                           [] { return RunGrpoCmd(a, common); });
+                           [] { KeepFreedMemoryForReuse(); return RunGrpoCmd(a, common); });
     cmd->add_option("--init", o.init, "Checkpoint to train (with tokenizer.json)")->required();
     cmd->add_option("--task", o.task, "arithmetic, countdown, linear, sort or jsonl:PATH")->required();
     cmd->add_option("--task-args", o.task_args, "Task arguments, key=value,...");

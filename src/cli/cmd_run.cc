@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "cli/command.h"
+#include "core/memory.h"
 #include "recipe/pipeline.h"
 #include "recipe/recipe.h"
 
@@ -38,7 +39,7 @@ void RegisterRunCommands(CLI::App& app) {
   auto* cmd = AddCommand(app, "run",
                          "The whole R1 recipe: tokenizer, pretrain, cold-start SFT, GRPO, rejection sampling, "
                          "distillation, eval and report",
-                         &common, [] { return RunRunCmd(a, common); });
+                         &common, [] { KeepFreedMemoryForReuse(); return RunRunCmd(a, common); });
   cmd->add_option("--out", a.o.out, "Output directory (default runs/default)");
   cmd->add_option("--recipe", a.o.recipe_path, "Recipe JSON file (default: the built-in recipe, recipes/default.json)");
   cmd->add_option("--from", a.o.from, "Rerun from this stage on: " + stages);

@@ -2,6 +2,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "core/memory.h"
 #include "train/trainer.h"
 
 namespace r1::cli {
@@ -66,14 +67,14 @@ void RegisterTrainCommands(CLI::App& app) {
     static CommonOptions common;
     static TrainArgs a;
     auto* cmd = AddCommand(app, "pretrain", "Train a DeepSeek-V3 model on text or token ids (next-token + MTP loss)",
-                           &common, [] { return RunTrain(a, common, false); });
+                           &common, [] { KeepFreedMemoryForReuse(); return RunTrain(a, common, false); });
     AddTrainFlags(cmd, &a, false);
   }
   {
     static CommonOptions common;
     static TrainArgs a;
     auto* cmd = AddCommand(app, "sft", "Supervised fine-tuning on chats (loss on the final assistant turn)", &common,
-                           [] { return RunTrain(a, common, true); });
+                           [] { KeepFreedMemoryForReuse(); return RunTrain(a, common, true); });
     AddTrainFlags(cmd, &a, true);
   }
 }

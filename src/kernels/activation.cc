@@ -3,6 +3,8 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/vec_exp.h"
+
 namespace r1::kernels {
 
 void Softmax(float* x, int64_t rows, int64_t n) {
@@ -15,12 +17,7 @@ void Softmax(float* x, int64_t rows, int64_t n) {
       for (int64_t i = 0; i < n; ++i) v[i] = 0.0f;
       continue;
     }
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n; ++i) {
-      v[i] = std::exp(v[i] - m);
-      sum += v[i];
-    }
-    const float inv = 1.0f / sum;
+    const float inv = static_cast<float>(1.0 / ExpShifted(v, n, m, 1.0f, v));
     for (int64_t i = 0; i < n; ++i) v[i] *= inv;
   }
 }

@@ -11,6 +11,7 @@
 #include "kernels/norm.h"
 #include "kernels/rope.h"
 #include "kernels/routing.h"
+#include "kernels/vec_exp.h"
 
 namespace r1 {
 namespace {
@@ -363,34 +364,46 @@ LossReport TrainForwardBackward(const ModelConfig& c, const ModelWeights& w, Mod
     // dL/dz = coef·(onehot − p)/τ. Entropy is reported for the trained positions.
     const float inv_t = 1.0f / opts.temperature;
     Vec logp = Zeros(N), coef = Zeros(N);
-    double entropy = 0.0;
-    for (int64_t n = 0; n < N; ++n) {
-      if (batch.targets[n] < 0) continue;
-      float* row = logits.data() + n * V;
-      float m = -INFINITY;
-      for (int64_t v = 0; v < V; ++v) m = std::max(m, row[v] * inv_t);
-      double sum = 0.0;
-      for (int64_t v = 0; v < V; ++v) sum += std::exp(static_cast<double>(row[v] * inv_t - m));
-      const double lse = m + std::log(sum);
-      logp[n] = static_cast<float>(row[batch.targets[n]] * inv_t - lse);
-      double h = 0.0;
-      for (int64_t v = 0; v < V; ++v) {
-        const double lp = row[v] * inv_t - lse;
-        h -= std::exp(lp) * lp;
+    std::vector<double> row_entropy(static_cast<size_t>(N), 0.0);
+    // Each trained row becomes p = softmax(z/τ) in place (one exp per logit); logp of the target
+    // is kept. Entropy H = lse − Σ p·z/τ.
+#pragma omp parallel if (N * V >= (1 << 16))
+    {
+      std::vector<float> z(static_cast<size_t>(V));  // this thread's copy of z/τ
+#pragma omp for schedule(static)
+      for (int64_t n = 0; n < N; ++n) {
+        if (batch.targets[n] < 0) continue;
+        float* row = logits.data() + n * V;
+        float m = -INFINITY;
+        for (int64_t v = 0; v < V; ++v) {
+          z[static_cast<size_t>(v)] = row[v] * inv_t;
+          m = std::max(m, z[static_cast<size_t>(v)]);
+        }
+        const double sum = k::ExpShifted(z.data(), V, m, 1.0f, row);
+        const double lse = m + std::log(sum);
+        logp[n] = static_cast<float>(z[static_cast<size_t>(batch.targets[n])] - lse);
+        const float inv_sum = static_cast<float>(1.0 / sum);
+        double ez = 0.0;
+        for (int64_t v = 0; v < V; ++v) {
+          row[v] *= inv_sum;
+          ez += static_cast<double>(row[v]) * z[static_cast<size_t>(v)];
+        }
+        row_entropy[static_cast<size_t>(n)] = lse - ez;
       }
-      entropy += h;
     }
+    double entropy = 0.0;
+    for (double h : row_entropy) entropy += h;
     rep.entropy = n_main ? entropy / static_cast<double>(n_main) : 0.0;
     rep.main = opts.token_objective(logp.data(), coef.data());
+#pragma omp parallel for schedule(static) if (N * V >= (1 << 16))
     for (int64_t n = 0; n < N; ++n) {
       float* row = logits.data() + n * V;
       if (batch.targets[n] < 0) {
         std::fill(row, row + V, 0.0f);
         continue;
       }
-      const float lse = static_cast<float>(row[batch.targets[n]] * inv_t) - logp[n];
       const float g = grad_scale * coef[n] * inv_t;
-      for (int64_t v = 0; v < V; ++v) row[v] = -g * std::exp(row[v] * inv_t - lse);
+      for (int64_t v = 0; v < V; ++v) row[v] *= -g;
       row[batch.targets[n]] += g;
     }
   } else {
@@ -401,22 +414,26 @@ LossReport TrainForwardBackward(const ModelConfig& c, const ModelWeights& w, Mod
     if (distill) {
       dkl = Zeros(N * V);
       const double gs = grad_scale * opts.distill_weight / static_cast<double>(n_main);
-      double kl = 0.0;
-#pragma omp parallel for schedule(static) reduction(+ : kl)
+      std::vector<double> row_kl(static_cast<size_t>(N), 0.0);  // summed in row order below
+#pragma omp parallel for schedule(static)
       for (int64_t n = 0; n < N; ++n) {
         if (batch.targets[n] < 0) continue;
         const float* row = logits.data() + n * V;
         const float* q = opts.teacher_probs + n * V;
+        float* d = dkl.data() + n * V;
         const float m = *std::max_element(row, row + V);
-        double sum = 0.0;
-        for (int64_t v = 0; v < V; ++v) sum += std::exp(static_cast<double>(row[v] - m));
+        const double sum = k::ExpShifted(row, V, m, 1.0f, d);  // d = exp(z − m) for now
         const double lse = m + std::log(sum);
+        const double inv_sum = 1.0 / sum;
+        double kl_n = 0.0;
         for (int64_t v = 0; v < V; ++v) {
-          const double lp = row[v] - lse;
-          if (q[v] > 0) kl += q[v] * (std::log(static_cast<double>(q[v])) - lp);
-          dkl[n * V + v] = static_cast<float>(gs * (std::exp(lp) - q[v]));
+          if (q[v] > 0) kl_n += q[v] * (std::log(static_cast<double>(q[v])) - (row[v] - lse));
+          d[v] = static_cast<float>(gs * (static_cast<double>(d[v]) * inv_sum - q[v]));
         }
+        row_kl[static_cast<size_t>(n)] = kl_n;
       }
+      double kl = 0.0;
+      for (double x : row_kl) kl += x;
       rep.distill = kl / static_cast<double>(n_main);
     }
     const double ce = k::CrossEntropyForwardBackward(logits.data(), batch.targets.data(), N, V,

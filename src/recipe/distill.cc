@@ -121,7 +121,7 @@ Result<DistillSummary> Distill(const DistillOptions& opts) {
     if (!std::isfinite(loss) || !std::isfinite(grad_norm))
       return Internal(StrFormat("distill step %lld: non-finite loss or gradient (loss %g) — lower distill.train.lr",
                                 static_cast<long long>(step + 1), loss));
-    opt.Step(lr);
+    opt.Step(lr, grad_norm);
     train::UpdateCorrectionBias(&store, loads, tc.bias_update_speed);
     state.step = step + 1;
     sum.final_loss = loss;

@@ -15,13 +15,11 @@ AdamW::AdamW(ParameterStore* store, const AdamWConfig& cfg) : store_(store), cfg
 
 double AdamW::GradNorm() const {
   double ss = 0.0;
-  for (const Parameter& p : store_->params())
-    for (float g : p.grad) ss += static_cast<double>(g) * g;
+  for (const Parameter& p : store_->params()) ss += kernels::SumOfSquares(p.grad.data(), static_cast<int64_t>(p.grad.size()));
   return std::sqrt(ss);
 }
 
-double AdamW::Step(float lr) {
-  const double norm = GradNorm();
+double AdamW::Step(float lr, double norm) {
   ++step_;
   const float clip_scale =
       cfg_.clip > 0.0f && norm > cfg_.clip ? static_cast<float>(cfg_.clip / norm) : 1.0f;
@@ -29,9 +27,7 @@ double AdamW::Step(float lr) {
   for (size_t i = 0; i < params.size(); ++i) {
     Parameter& p = params[i];
     if (!p.trainable) continue;
-    if (clip_scale != 1.0f)
-      for (float& g : p.grad) g *= clip_scale;
-    kernels::AdamWParams a{lr, cfg_.beta1, cfg_.beta2, cfg_.eps, p.decay ? cfg_.weight_decay : 0.0f, step_};
+    kernels::AdamWParams a{lr, cfg_.beta1, cfg_.beta2, cfg_.eps, p.decay ? cfg_.weight_decay : 0.0f, step_, clip_scale};
     kernels::AdamWStep(p.value.data(), p.grad.data(), m_[i].data(), v_[i].data(),
                        static_cast<int64_t>(p.value.size()), a);
   }

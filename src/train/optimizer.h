@@ -26,7 +26,9 @@ class AdamW {
   double GradNorm() const;
   // Clips (when configured), then updates every trainable parameter with learning rate lr.
   // Returns the gradient norm before clipping.
-  double Step(float lr);
+  double Step(float lr) { return Step(lr, GradNorm()); }
+  // The same with GradNorm() already computed by the caller (it reads every gradient once).
+  double Step(float lr, double grad_norm);
   int64_t step() const { return step_; }
 
   // Moments and step count, for checkpoints that resume bit-identically.

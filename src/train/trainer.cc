@@ -140,7 +140,7 @@ Result<TrainSummary> Train(const TrainOptions& opts, const std::function<void(co
     const bool finite = std::isfinite(acc.loss) && std::isfinite(grad_norm);
     if (finite) {
       nonfinite_run = 0;
-      opt.Step(lr);
+      opt.Step(lr, grad_norm);
       UpdateCorrectionBias(&store, acc.expert_load, opts.bias_update_speed);
       last_loss = acc.loss;
     } else {
