@@ -3,18 +3,24 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <vector>
 
 #include "core/log.h"
+#include "kernels/vec_exp.h"
 
 namespace r1 {
 
 double LogProbAt(const float* logits, int64_t V, int32_t id, float temperature) {
-  const double inv = 1.0 / std::max(temperature, 1e-6f);
-  double m = -INFINITY;
-  for (int64_t v = 0; v < V; ++v) m = std::max(m, logits[v] * inv);
-  double s = 0.0;
-  for (int64_t v = 0; v < V; ++v) s += std::exp(logits[v] * inv - m);
-  return logits[id] * inv - m - std::log(s);
+  const float inv = 1.0f / std::max(temperature, 1e-6f);
+  thread_local std::vector<float> z;
+  z.resize(static_cast<size_t>(V));
+  float m = -INFINITY;
+  for (int64_t v = 0; v < V; ++v) {
+    z[static_cast<size_t>(v)] = logits[v] * inv;
+    m = std::max(m, z[static_cast<size_t>(v)]);
+  }
+  const double s = kernels::ExpShifted(z.data(), V, m, 1.0f, nullptr);
+  return static_cast<double>(z[static_cast<size_t>(id)]) - m - std::log(s);
 }
 
 Result<std::vector<Completion>> SampleCompletions(const DeepSeekV3& model, const std::vector<std::vector<int32_t>>& prompts,

@@ -4,12 +4,13 @@
 #include <cmath>
 #include <numeric>
 
+#include "kernels/vec_exp.h"
+
 namespace r1 {
 
 double LogSoftmaxAt(const float* logits, int64_t V, int32_t id) {
-  const double m = *std::max_element(logits, logits + V);
-  double s = 0.0;
-  for (int64_t v = 0; v < V; ++v) s += std::exp(static_cast<double>(logits[v]) - m);
+  const float m = *std::max_element(logits, logits + V);
+  const double s = kernels::ExpShifted(logits, V, m, 1.0f, nullptr);
   return static_cast<double>(logits[id]) - m - std::log(s);
 }
 
@@ -19,48 +20,70 @@ int32_t Sampler::Sample(const float* logits, int64_t V, float* logprob) {
     if (logprob) *logprob = 0.0f;  // the greedy choice is certain
     return best;
   }
-  // Candidates sorted by logit (descending, ties by id), cut by top-k.
-  order_.resize(static_cast<size_t>(V));
-  std::iota(order_.begin(), order_.end(), 0);
+  // Unnormalized probabilities exp((l − max) / T) over the whole vocabulary: one vectorized pass.
+  const float inv_t = 1.0f / params_.temperature;
+  probs_.resize(static_cast<size_t>(V));
+  float m = -INFINITY;
+  for (int64_t v = 0; v < V; ++v) {
+    probs_[v] = logits[v] * inv_t;
+    m = std::max(m, probs_[v]);
+  }
+  const double total = kernels::ExpShifted(probs_.data(), V, m, 1.0f, probs_.data());
   const int64_t k = params_.top_k > 0 ? std::min<int64_t>(params_.top_k, V) : V;
-  auto cmp = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
-  if (k < V) {
-    std::partial_sort(order_.begin(), order_.begin() + k, order_.end(), cmp);
-  } else {
-    std::sort(order_.begin(), order_.end(), cmp);
-  }
-  const double inv_t = 1.0 / params_.temperature;
-  const double m = logits[order_[0]];
-  probs_.resize(static_cast<size_t>(k));
-  double sum = 0.0;
-  for (int64_t i = 0; i < k; ++i) {
-    probs_[i] = static_cast<float>(std::exp((logits[order_[i]] - m) * inv_t));
-    sum += probs_[i];
-  }
-  // Nucleus: the shortest prefix whose mass reaches top_p.
-  int64_t n = k;
-  if (params_.top_p < 1.0f) {
-    double acc = 0.0;
-    for (int64_t i = 0; i < k; ++i) {
-      acc += probs_[i] / sum;
-      if (acc >= params_.top_p) {
-        n = i + 1;
+  // Without top-k or top-p every token is a candidate, in id order.
+  if (k == V && params_.top_p >= 1.0f) {
+    double u = rng_.Uniform() * total;
+    int64_t pick = V - 1;
+    for (int64_t v = 0; v < V; ++v) {
+      u -= probs_[v];
+      if (u < 0) {
+        pick = v;
         break;
       }
     }
+    while (probs_[pick] == 0.0f && pick > 0) --pick;  // rounding at the very end: a token that can occur
+    if (logprob) *logprob = static_cast<float>(std::log(probs_[pick] / total));
+    return static_cast<int32_t>(pick);
+  }
+  // Candidates by logit, descending, ties by id: the top k, of which the top-p cut keeps the
+  // shortest prefix whose mass (relative to the top k) reaches top_p. Only as long a prefix as
+  // the cut needs is sorted: 64, then 4x longer until the mass is reached.
+  order_.resize(static_cast<size_t>(V));
+  std::iota(order_.begin(), order_.end(), 0);
+  auto cmp = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+  double mass_k = total;
+  if (k < V) {
+    std::nth_element(order_.begin(), order_.begin() + (k - 1), order_.end(), cmp);
+    mass_k = 0.0;
+    for (int64_t i = 0; i < k; ++i) mass_k += probs_[order_[i]];
+  }
+  int64_t n = k;
+  if (params_.top_p >= 1.0f) {  // top-k only: the k candidates, in order
+    std::sort(order_.begin(), order_.begin() + k, cmp);
+  } else {
+    int64_t sorted = 0;
+    double acc = 0.0;
+    for (int64_t len = std::min<int64_t>(k, 64);; len = std::min<int64_t>(k, len * 4)) {
+      std::partial_sort(order_.begin(), order_.begin() + len, order_.begin() + k, cmp);
+      for (; sorted < len && n == k; ++sorted) {
+        acc += probs_[order_[sorted]] / mass_k;
+        if (acc >= params_.top_p) n = sorted + 1;
+      }
+      if (n < k || len == k) break;
+    }
   }
   double kept = 0.0;
-  for (int64_t i = 0; i < n; ++i) kept += probs_[i];
+  for (int64_t i = 0; i < n; ++i) kept += probs_[order_[i]];
   double u = rng_.Uniform() * kept;
   int64_t pick = n - 1;
   for (int64_t i = 0; i < n; ++i) {
-    u -= probs_[i];
+    u -= probs_[order_[i]];
     if (u < 0) {
       pick = i;
       break;
     }
   }
-  if (logprob) *logprob = static_cast<float>(std::log(probs_[pick] / kept));
+  if (logprob) *logprob = static_cast<float>(std::log(probs_[order_[pick]] / kept));
   return order_[pick];
 }
 
