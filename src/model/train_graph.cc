@@ -220,19 +220,31 @@ double MoeForward(const Ctx& cx, const MoeWeights& w, const float* x, float* h, 
   load.assign(static_cast<size_t>(E), 0);
   s.expert.assign(static_cast<size_t>(E), {});
   s.ye.assign(static_cast<size_t>(E), {});
-  Vec xe;
+  for (int64_t e = 0; e < E; ++e) load[e] = static_cast<int64_t>(s.slots[e].size());
+  // Experts run in parallel, one per thread, each single-threaded (OpenBLAS and the GEMV run on
+  // one thread inside a parallel region): a few hundred rows each are too small to split well.
+  // Their outputs are added into h afterwards in expert order, so h does not depend on the
+  // schedule or the thread count.
+#pragma omp parallel
+  {
+    Vec xe;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t e = 0; e < E; ++e) {
+      const auto& slot = s.slots[e];
+      if (slot.empty()) continue;
+      const int64_t n = load[e];
+      Gather(x, C, K, slot, xe);
+      s.ye[e] = Zeros(n * C);
+      MlpForward(w.experts[e], xe.data(), n, s.ye[e].data(), false, s.expert[e]);
+    }
+  }
   for (int64_t e = 0; e < E; ++e) {
     const auto& slot = s.slots[e];
-    load[e] = static_cast<int64_t>(slot.size());
-    if (slot.empty()) continue;
-    const int64_t n = load[e];
-    Gather(x, C, K, slot, xe);
-    s.ye[e] = Zeros(n * C);
-    MlpForward(w.experts[e], xe.data(), n, s.ye[e].data(), false, s.expert[e]);
-    for (int64_t j = 0; j < n; ++j) {
+    for (size_t j = 0; j < slot.size(); ++j) {
       const float g = s.wts[slot[j]];
       float* dst = h + (slot[j] / K) * C;
-      for (int64_t i = 0; i < C; ++i) dst[i] += g * s.ye[e][j * C + i];
+      const float* src = s.ye[e].data() + j * C;
+      for (int64_t i = 0; i < C; ++i) dst[i] += g * src[i];
     }
   }
   if (w.has_shared) MlpForward(w.shared_experts, x, N, h, /*accumulate=*/true, s.shared);
@@ -244,28 +256,39 @@ void MoeBackward(const Ctx& cx, const MoeWeights& w, const MoeWeights& gw, const
   const ModelConfig& c = cx.c;
   const int64_t N = cx.N, C = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok;
   if (w.has_shared) MlpBackward(w.shared_experts, gw.shared_experts, x, N, s.shared, dh, dx);
-  Vec dweights = Zeros(N * K), xe, dye, dxe;
+  Vec dweights = Zeros(N * K);
+  std::vector<Vec> dxe(static_cast<size_t>(E));  // per expert: gradient wrt its gathered inputs
+  // In parallel over experts as in the forward; dx gets the experts' parts in expert order after.
+#pragma omp parallel
+  {
+    Vec xe, dye;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t e = 0; e < E; ++e) {
+      const auto& slot = s.slots[e];
+      if (slot.empty()) continue;
+      const int64_t n = static_cast<int64_t>(slot.size());
+      Gather(x, C, K, slot, xe);
+      dye.assign(static_cast<size_t>(n * C), 0.0f);
+      for (int64_t j = 0; j < n; ++j) {
+        const float* d = dh + (slot[j] / K) * C;
+        const float g = s.wts[slot[j]];
+        double dot = 0.0;  // ∂L/∂w_k = <dh, FFN_k(x)>
+        for (int64_t i = 0; i < C; ++i) {
+          dye[j * C + i] = g * d[i];
+          dot += static_cast<double>(d[i]) * s.ye[e][j * C + i];
+        }
+        dweights[slot[j]] = static_cast<float>(dot);
+      }
+      dxe[e] = Zeros(n * C);
+      MlpBackward(w.experts[e], gw.experts[e], xe.data(), n, s.expert[e], dye.data(), dxe[e].data());
+    }
+  }
   for (int64_t e = 0; e < E; ++e) {
     const auto& slot = s.slots[e];
-    if (slot.empty()) continue;
-    const int64_t n = static_cast<int64_t>(slot.size());
-    Gather(x, C, K, slot, xe);
-    dye.assign(static_cast<size_t>(n * C), 0.0f);
-    for (int64_t j = 0; j < n; ++j) {
-      const float* d = dh + (slot[j] / K) * C;
-      const float g = s.wts[slot[j]];
-      double dot = 0.0;  // ∂L/∂w_k = <dh, FFN_k(x)>
-      for (int64_t i = 0; i < C; ++i) {
-        dye[j * C + i] = g * d[i];
-        dot += static_cast<double>(d[i]) * s.ye[e][j * C + i];
-      }
-      dweights[slot[j]] = static_cast<float>(dot);
-    }
-    dxe.assign(static_cast<size_t>(n * C), 0.0f);
-    MlpBackward(w.experts[e], gw.experts[e], xe.data(), n, s.expert[e], dye.data(), dxe.data());
-    for (int64_t j = 0; j < n; ++j) {
+    for (size_t j = 0; j < slot.size(); ++j) {
       float* dst = dx + (slot[j] / K) * C;
-      for (int64_t i = 0; i < C; ++i) dst[i] += dxe[j * C + i];
+      const float* src = dxe[e].data() + j * C;
+      for (int64_t i = 0; i < C; ++i) dst[i] += src[i];
     }
   }
   const k::RouterParams rp{E, K, c.n_group, c.topk_group, c.norm_topk_prob, static_cast<float>(c.routed_scaling_factor)};
