@@ -18,6 +18,7 @@
 // AVX-512 intrinsics (a false positive).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 namespace r1::kernels {
 
