@@ -35,7 +35,7 @@ import statistics
 import subprocess
 import tempfile
 
-from blas_core import torch_env
+from blas_core import set_torch_core
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -156,7 +156,8 @@ def main():
     a = ap.parse_args()
     if a.steps < 2:
         ap.error("--steps must be >= 2 (the first step is a warm-up)")
-    torch_base_env, torch_core = torch_env(R1, a.torch_blas_core)
+    torch_base_env = dict(os.environ)
+    torch_core = set_torch_core(R1, a.torch_blas_core, torch_base_env)
     load = [os.getloadavg()[0]]
     r1_steps, torch_steps = [], []
     with tempfile.TemporaryDirectory() as work:

@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 
-from blas_core import torch_env
+from blas_core import set_torch_core
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -106,9 +106,7 @@ def main():
     a = ap.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     # PyTorch is imported below, after this; OpenBLAS reads OPENBLAS_CORETYPE when it loads.
-    env, torch_core = torch_env(R1, a.torch_blas_core)
-    os.environ.clear()
-    os.environ.update(env)
+    torch_core = set_torch_core(R1, a.torch_blas_core, os.environ)
     with tempfile.TemporaryDirectory() as work:
         model = os.path.join(work, "model")
         subprocess.run([R1, "new-model", "--preset", "moe-small", "--dtype", "f32", "--out", model, "--seed", "1"],

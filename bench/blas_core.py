@@ -17,13 +17,12 @@ def r1_blas_core(r1):
     return json.loads(out)["blas_core"]
 
 
-def torch_env(r1, choice, env=None):
-    """Environment for a PyTorch process: choice "r1" gives it r1's core, "library" the library's own pick.
-    Returns (env, the core name to print)."""
-    env = dict(os.environ if env is None else env)
+def set_torch_core(r1, choice, env):
+    """Sets the environment `env` (a dict, or os.environ before PyTorch is imported) for a PyTorch
+    process: choice "r1" gives it r1's core, "library" the library's own pick. Returns the core name
+    to print."""
     if choice == "r1":
-        core = r1_blas_core(r1)
-        env["OPENBLAS_CORETYPE"] = core
-        return env, core
+        env["OPENBLAS_CORETYPE"] = r1_blas_core(r1)
+        return env["OPENBLAS_CORETYPE"]
     env.pop("OPENBLAS_CORETYPE", None)
-    return env, "library default"
+    return "library default"

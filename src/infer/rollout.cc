@@ -3,24 +3,13 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
-#include <vector>
 
 #include "core/log.h"
-#include "kernels/vec_exp.h"
 
 namespace r1 {
 
 double LogProbAt(const float* logits, int64_t V, int32_t id, float temperature) {
-  const float inv = 1.0f / std::max(temperature, 1e-6f);
-  thread_local std::vector<float> z;
-  z.resize(static_cast<size_t>(V));
-  float m = -INFINITY;
-  for (int64_t v = 0; v < V; ++v) {
-    z[static_cast<size_t>(v)] = logits[v] * inv;
-    m = std::max(m, z[static_cast<size_t>(v)]);
-  }
-  const double s = kernels::ExpShifted(z.data(), V, m, 1.0f, nullptr);
-  return static_cast<double>(z[static_cast<size_t>(id)]) - m - std::log(s);
+  return LogSoftmaxAt(logits, V, id, std::max(temperature, 1e-6f));
 }
 
 Result<std::vector<Completion>> SampleCompletions(const DeepSeekV3& model, const std::vector<std::vector<int32_t>>& prompts,

@@ -3,16 +3,44 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <vector>
 
 #include "kernels/vec_exp.h"
 
 namespace r1 {
 
-double LogSoftmaxAt(const float* logits, int64_t V, int32_t id) {
-  const float m = *std::max_element(logits, logits + V);
-  const double s = kernels::ExpShifted(logits, V, m, 1.0f, nullptr);
-  return static_cast<double>(logits[id]) - m - std::log(s);
+double LogSoftmaxAt(const float* logits, int64_t V, int32_t id, float temperature) {
+  const float* z = logits;
+  thread_local std::vector<float> scaled;  // logits / temperature, when that is not 1
+  if (temperature != 1.0f) {
+    const float inv = 1.0f / temperature;
+    scaled.resize(static_cast<size_t>(V));
+    for (int64_t v = 0; v < V; ++v) scaled[static_cast<size_t>(v)] = logits[v] * inv;
+    z = scaled.data();
+  }
+  const float m = *std::max_element(z, z + V);
+  const double s = kernels::ExpShifted(z, V, m, 1.0f, nullptr);
+  return static_cast<double>(z[id]) - m - std::log(s);
 }
+
+namespace {
+
+// Position i in [0, n) drawn with probability probs[id_at(i)] / mass, for u uniform in [0, 1).
+// Rounding can leave u above the last step's mass: then the last position with nonzero
+// probability, never one that cannot occur.
+template <class IdAt>
+int64_t Draw(const std::vector<float>& probs, int64_t n, double mass, double u, IdAt id_at) {
+  u *= mass;
+  for (int64_t i = 0; i < n; ++i) {
+    u -= probs[static_cast<size_t>(id_at(i))];
+    if (u < 0) return i;
+  }
+  int64_t i = n - 1;
+  while (i > 0 && probs[static_cast<size_t>(id_at(i))] == 0.0f) --i;
+  return i;
+}
+
+}  // namespace
 
 int32_t Sampler::Sample(const float* logits, int64_t V, float* logprob) {
   if (params_.temperature <= 0.0f) {
@@ -32,16 +60,7 @@ int32_t Sampler::Sample(const float* logits, int64_t V, float* logprob) {
   const int64_t k = params_.top_k > 0 ? std::min<int64_t>(params_.top_k, V) : V;
   // Without top-k or top-p every token is a candidate, in id order.
   if (k == V && params_.top_p >= 1.0f) {
-    double u = rng_.Uniform() * total;
-    int64_t pick = V - 1;
-    for (int64_t v = 0; v < V; ++v) {
-      u -= probs_[v];
-      if (u < 0) {
-        pick = v;
-        break;
-      }
-    }
-    while (probs_[pick] == 0.0f && pick > 0) --pick;  // rounding at the very end: a token that can occur
+    const int64_t pick = Draw(probs_, V, total, rng_.Uniform(), [](int64_t i) { return i; });
     if (logprob) *logprob = static_cast<float>(std::log(probs_[pick] / total));
     return static_cast<int32_t>(pick);
   }
@@ -74,15 +93,7 @@ int32_t Sampler::Sample(const float* logits, int64_t V, float* logprob) {
   }
   double kept = 0.0;
   for (int64_t i = 0; i < n; ++i) kept += probs_[order_[i]];
-  double u = rng_.Uniform() * kept;
-  int64_t pick = n - 1;
-  for (int64_t i = 0; i < n; ++i) {
-    u -= probs_[order_[i]];
-    if (u < 0) {
-      pick = i;
-      break;
-    }
-  }
+  const int64_t pick = Draw(probs_, n, kept, rng_.Uniform(), [&](int64_t i) { return order_[i]; });
   if (logprob) *logprob = static_cast<float>(std::log(probs_[order_[pick]] / kept));
   return order_[pick];
 }

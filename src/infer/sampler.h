@@ -32,7 +32,7 @@ class Sampler {
   std::vector<float> probs_;
 };
 
-// log softmax(logits)[id], in f64.
-double LogSoftmaxAt(const float* logits, int64_t V, int32_t id);
+// log softmax(logits / temperature)[id] (temperature > 0), summed in f64.
+double LogSoftmaxAt(const float* logits, int64_t V, int32_t id, float temperature = 1.0f);
 
 }  // namespace r1

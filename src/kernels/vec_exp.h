@@ -51,17 +51,19 @@ inline double ExpShifted(const float* x, int64_t n, float shift, float scale, fl
 #if defined(__AVX512F__)
   const __m512 vs = _mm512_set1_ps(shift), vk = _mm512_set1_ps(scale);
   __m512d acc0 = _mm512_setzero_pd(), acc1 = _mm512_setzero_pd();
-  for (; i + 16 <= n; i += 16) {
-    const __m512 e = Exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), vs));
+  auto add = [&](__m512 e) {  // the 16 floats into the two 8-lane double sums
     acc0 = _mm512_add_pd(acc0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
     acc1 = _mm512_add_pd(acc1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
+  };
+  for (; i + 16 <= n; i += 16) {
+    const __m512 e = Exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), vs));
+    add(e);
     if (out != nullptr) _mm512_storeu_ps(out + i, _mm512_mul_ps(e, vk));
   }
   if (i < n) {
     const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1u);
     const __m512 e = _mm512_maskz_mov_ps(m, Exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vs)));
-    acc0 = _mm512_add_pd(acc0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
-    acc1 = _mm512_add_pd(acc1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
+    add(e);
     if (out != nullptr) _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(e, vk));
     i = n;
   }

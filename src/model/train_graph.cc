@@ -243,10 +243,10 @@ double MoeForward(const Ctx& cx, const MoeWeights& w, const float* x, float* h, 
   balance /= static_cast<double>(cx.B);
   s.slots.assign(static_cast<size_t>(E), {});
   for (int64_t i = 0; i < N * K; ++i) s.slots[s.idx[i]].push_back(i);
-  load.assign(static_cast<size_t>(E), 0);
+  load.resize(static_cast<size_t>(E));
+  for (int64_t e = 0; e < E; ++e) load[e] = static_cast<int64_t>(s.slots[e].size());
   s.expert.assign(static_cast<size_t>(E), {});
   s.ye.assign(static_cast<size_t>(E), {});
-  for (int64_t e = 0; e < E; ++e) load[e] = static_cast<int64_t>(s.slots[e].size());
   // Experts run in parallel, one per thread, each single-threaded (OpenBLAS and the GEMV run on
   // one thread inside a parallel region): a few hundred rows each are too small to split well.
   // Their outputs are added into h afterwards in expert order, so h does not depend on the
