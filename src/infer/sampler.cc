@@ -18,7 +18,7 @@ double LogSoftmaxAt(const float* logits, int64_t V, int32_t id, float temperatur
     for (int64_t v = 0; v < V; ++v) scaled[static_cast<size_t>(v)] = logits[v] * inv;
     z = scaled.data();
   }
-  const float m = *std::max_element(z, z + V);
+  const float m = kernels::MaxOf(z, V);
   const double s = kernels::ExpShifted(z, V, m, 1.0f, nullptr);
   return static_cast<double>(z[id]) - m - std::log(s);
 }

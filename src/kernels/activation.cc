@@ -22,16 +22,18 @@ void Softmax(float* x, int64_t rows, int64_t n) {
   }
 }
 
-void SwiGLU(const float* gate, const float* up, float* out, int64_t n) {
+void SwiGLU(const float* gate, const float* up, float* out, int64_t n, float* sigmoid) {
   for (int64_t i = 0; i < n; ++i) {
-    const float g = gate[i];
-    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+    const float g = gate[i], e = std::exp(-g);
+    if (sigmoid) sigmoid[i] = 1.0f / (1.0f + e);
+    out[i] = g / (1.0f + e) * up[i];
   }
 }
 
-void SwiGLUBackward(const float* gate, const float* up, const float* dout, float* dgate, float* dup, int64_t n) {
+void SwiGLUBackward(const float* gate, const float* up, const float* dout, float* dgate, float* dup, int64_t n,
+                    const float* sigmoid) {
   for (int64_t i = 0; i < n; ++i) {
-    const float g = gate[i], u = up[i], s = 1.0f / (1.0f + std::exp(-g));
+    const float g = gate[i], u = up[i], s = sigmoid ? sigmoid[i] : 1.0f / (1.0f + std::exp(-g));
     const float dg = dout[i] * u * s * (1.0f + g * (1.0f - s));
     dup[i] = dout[i] * g * s;
     dgate[i] = dg;

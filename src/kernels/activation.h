@@ -10,11 +10,14 @@ namespace r1::kernels {
 void Softmax(float* x, int64_t rows, int64_t n);
 
 // gate, up, out: (n);  out = silu(gate) ⊙ up, silu(z) = z·σ(z). out may alias gate or up.
-void SwiGLU(const float* gate, const float* up, float* out, int64_t n);
+// sigmoid, when given, gets σ(gate) for the backward (the same values it would compute).
+void SwiGLU(const float* gate, const float* up, float* out, int64_t n, float* sigmoid = nullptr);
 
 // SwiGLU backward: reads gate and up; assigns dgate = dout·up·σ(g)(1 + g(1−σ(g))), dup = dout·silu(g).
-// dgate/dup may alias gate/up.
-void SwiGLUBackward(const float* gate, const float* up, const float* dout, float* dgate, float* dup, int64_t n);
+// dgate/dup may alias gate/up. σ(g) is read from `sigmoid` (saved by the forward) when given,
+// which saves the exp; the results are the same bits either way.
+void SwiGLUBackward(const float* gate, const float* up, const float* dout, float* dgate, float* dup, int64_t n,
+                    const float* sigmoid = nullptr);
 
 inline float Sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
 

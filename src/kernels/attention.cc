@@ -12,13 +12,56 @@
 namespace r1::kernels {
 namespace {
 
-// Sets hidden scores to -inf, then row softmax: scores (T, S).
-void MaskedSoftmax(float* scores, int64_t T, int64_t S, const AttentionMask& mask) {
-  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-  for (int64_t t = 0; t < T; ++t)
-    for (int64_t s = 0; s < S; ++s)
-      if (!mask.Visible(t, s)) scores[t * S + s] = kNegInf;
-  Softmax(scores, T, S);
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+constexpr int64_t kRowBlock = 64;  // query rows per block; a block's GEMMs span only its visible keys
+
+// Where each query row's visible keys lie, worked out once per call and shared by all heads:
+// row t sees keys in [lo[t], hi[t]) only (hi <= lo: none), and all of them unless holes[t].
+// Causal masks with packed documents are contiguous spans; the span of a block of rows bounds
+// the columns its GEMMs touch, which skips the invisible upper triangle block by block.
+struct VisibleSpans {
+  std::vector<int64_t> lo, hi;
+  std::vector<uint8_t> holes;
+
+  VisibleSpans(const AttentionMask& mask, int64_t T, int64_t S)
+      : lo(static_cast<size_t>(T), S), hi(static_cast<size_t>(T), 0), holes(static_cast<size_t>(T), 0) {
+    for (int64_t t = 0; t < T; ++t) {
+      int64_t n = 0;
+      for (int64_t s = 0; s < S; ++s)
+        if (mask.Visible(t, s)) {
+          lo[t] = std::min(lo[t], s);
+          hi[t] = s + 1;
+          ++n;
+        }
+      holes[t] = n > 0 && n != hi[t] - lo[t];
+    }
+  }
+  // Columns [c0, c1) holding every visible key of rows [t0, t1); c1 <= c0 when there are none.
+  std::pair<int64_t, int64_t> Columns(int64_t t0, int64_t t1) const {
+    int64_t c0 = std::numeric_limits<int64_t>::max(), c1 = 0;
+    for (int64_t t = t0; t < t1; ++t)
+      if (hi[t] > lo[t]) {
+        c0 = std::min(c0, lo[t]);
+        c1 = std::max(c1, hi[t]);
+      }
+    return {c1 > 0 ? c0 : 0, c1};
+  }
+};
+
+// Row t of scores p (its S entries, scores valid in the block's columns) becomes its softmax over
+// the visible keys, exactly 0 everywhere else.
+void VisibleSoftmaxRow(float* p, int64_t t, int64_t S, const VisibleSpans& sp, const AttentionMask& mask) {
+  const int64_t lo = sp.lo[t], hi = sp.hi[t];
+  if (hi <= lo) {
+    std::fill(p, p + S, 0.0f);
+    return;
+  }
+  if (sp.holes[t])
+    for (int64_t s = lo; s < hi; ++s)
+      if (!mask.Visible(t, s)) p[s] = kNegInf;
+  std::fill(p, p + lo, 0.0f);
+  std::fill(p + hi, p + S, 0.0f);
+  Softmax(p + lo, 1, hi - lo);
 }
 
 }  // namespace
@@ -26,50 +69,85 @@ void MaskedSoftmax(float* scores, int64_t T, int64_t S, const AttentionMask& mas
 void AttentionNaive(const float* q, const float* k, const float* v, int64_t T, int64_t S,
                     int64_t H, int64_t Dk, int64_t Dv, float scale, const AttentionMask& mask,
                     float* out, float* probs) {
-  std::vector<float> local;
-  if (!probs) local.resize(static_cast<size_t>(T * S));
-  const int iT = static_cast<int>(T), iS = static_cast<int>(S);
-  for (int64_t h = 0; h < H; ++h) {
-    float* p = probs ? probs + h * T * S : local.data();
-    // p (T, S) = scale · q_h (T, Dk) · k_h (S, Dk)ᵀ; rows of one head are H·Dk apart.
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, iT, iS, static_cast<int>(Dk), scale,
-                q + h * Dk, static_cast<int>(H * Dk), k + h * Dk, static_cast<int>(H * Dk), 0.0f, p,
-                iS);
-    MaskedSoftmax(p, T, S, mask);
-    // out_h (T, Dv) = p (T, S) · v_h (S, Dv)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, iT, static_cast<int>(Dv), iS, 1.0f, p, iS,
-                v + h * Dv, static_cast<int>(H * Dv), 0.0f, out + h * Dv, static_cast<int>(H * Dv));
+  const VisibleSpans sp(mask, T, S);
+  const int ldq = static_cast<int>(H * Dk), ldv = static_cast<int>(H * Dv), iS = static_cast<int>(S);
+  // Heads in parallel, each on one thread (OpenBLAS runs single-threaded inside the region); a
+  // head's result does not depend on the thread count.
+#pragma omp parallel if (H > 1)
+  {
+    std::vector<float> local;
+    if (!probs) local.resize(static_cast<size_t>(std::min(T, kRowBlock) * S));
+#pragma omp for schedule(static)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t t0 = 0; t0 < T; t0 += kRowBlock) {
+        const int64_t t1 = std::min(T, t0 + kRowBlock);
+        const int tb = static_cast<int>(t1 - t0);
+        float* p = probs ? probs + (h * T + t0) * S : local.data();  // rows t0..t1 of this head
+        const auto [c0, c1] = sp.Columns(t0, t1);
+        const int nc = static_cast<int>(c1 - c0);
+        // p[:, c0:c1] = scale · q_h[t0:t1] · k_h[c0:c1]ᵀ; rows of one head are H·Dk apart.
+        if (nc > 0)
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tb, nc, static_cast<int>(Dk), scale,
+                      q + t0 * ldq + h * Dk, ldq, k + c0 * ldq + h * Dk, ldq, 0.0f, p + c0, iS);
+        for (int64_t t = t0; t < t1; ++t) VisibleSoftmaxRow(p + (t - t0) * S, t, S, sp, mask);
+        // out_h[t0:t1] = p[:, c0:c1] · v_h[c0:c1]
+        float* o = out + t0 * ldv + h * Dv;
+        if (nc > 0)
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tb, static_cast<int>(Dv), nc, 1.0f, p + c0, iS,
+                      v + c0 * ldv + h * Dv, ldv, 0.0f, o, ldv);
+        else
+          for (int64_t t = 0; t < tb; ++t) std::fill_n(o + t * ldv, Dv, 0.0f);
+      }
   }
 }
 
 void AttentionNaiveBackward(const float* q, const float* k, const float* v, const float* probs, const float* dout,
-                            int64_t T, int64_t S, int64_t H, int64_t Dk, int64_t Dv, float scale, float* dq,
-                            float* dk, float* dv) {
-  const int iT = static_cast<int>(T), iS = static_cast<int>(S);
-  const int ldk = static_cast<int>(H * Dk), ldv = static_cast<int>(H * Dv);
-  std::vector<float> dp(static_cast<size_t>(T * S));
-  for (int64_t h = 0; h < H; ++h) {
-    const float* p = probs + h * T * S;
-    // dP (T, S) = dout_h (T, Dv) · v_h (S, Dv)ᵀ
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, iT, iS, static_cast<int>(Dv), 1.0f, dout + h * Dv, ldv,
-                v + h * Dv, ldv, 0.0f, dp.data(), iS);
-    // dv_h (S, Dv) = P (T, S)ᵀ · dout_h (T, Dv)
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, iS, static_cast<int>(Dv), iT, 1.0f, p, iS, dout + h * Dv,
-                ldv, 0.0f, dv + h * Dv, ldv);
-    // dS = P ⊙ (dP − rowsum(dP ⊙ P)), in place in dp
-    for (int64_t t = 0; t < T; ++t) {
-      const float* pr = p + t * S;
-      float* dr = dp.data() + t * S;
-      double dot = 0.0;
-      for (int64_t s = 0; s < S; ++s) dot += static_cast<double>(dr[s]) * pr[s];
-      const float d = static_cast<float>(dot);
-      for (int64_t s = 0; s < S; ++s) dr[s] = pr[s] * (dr[s] - d);
-    }
-    // dq_h (T, Dk) = scale · dS (T, S) · k_h (S, Dk);  dk_h (S, Dk) = scale · dSᵀ · q_h (T, Dk)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, iT, static_cast<int>(Dk), iS, scale, dp.data(), iS,
-                k + h * Dk, ldk, 0.0f, dq + h * Dk, ldk);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, iS, static_cast<int>(Dk), iT, scale, dp.data(), iS,
-                q + h * Dk, ldk, 0.0f, dk + h * Dk, ldk);
+                            int64_t T, int64_t S, int64_t H, int64_t Dk, int64_t Dv, float scale,
+                            const AttentionMask& mask, float* dq, float* dk, float* dv) {
+  const VisibleSpans sp(mask, T, S);
+  const int ldk = static_cast<int>(H * Dk), ldv = static_cast<int>(H * Dv), iS = static_cast<int>(S);
+  for (int64_t s = 0; s < S; ++s) {
+    std::fill_n(dk + s * ldk, H * Dk, 0.0f);
+    std::fill_n(dv + s * ldv, H * Dv, 0.0f);
+  }
+#pragma omp parallel if (H > 1)
+  {
+    std::vector<float> dp(static_cast<size_t>(std::min(T, kRowBlock) * S));
+#pragma omp for schedule(static)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t t0 = 0; t0 < T; t0 += kRowBlock) {
+        const int64_t t1 = std::min(T, t0 + kRowBlock);
+        const int tb = static_cast<int>(t1 - t0);
+        const auto [c0, c1] = sp.Columns(t0, t1);
+        float* dqb = dq + t0 * ldk + h * Dk;
+        if (c1 <= c0) {  // no visible keys: no gradient from these rows
+          for (int64_t t = 0; t < tb; ++t) std::fill_n(dqb + t * ldk, Dk, 0.0f);
+          continue;
+        }
+        const int nc = static_cast<int>(c1 - c0);
+        const float* p = probs + (h * T + t0) * S + c0;  // (tb, nc), row stride S
+        const float* dob = dout + t0 * ldv + h * Dv;
+        // dP (tb, nc) = dout_h[t0:t1] · v_h[c0:c1]ᵀ
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tb, nc, static_cast<int>(Dv), 1.0f, dob, ldv,
+                    v + c0 * ldv + h * Dv, ldv, 0.0f, dp.data(), nc);
+        // dv_h[c0:c1] += P[t0:t1, c0:c1]ᵀ · dout_h[t0:t1]
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nc, static_cast<int>(Dv), tb, 1.0f, p, iS, dob, ldv,
+                    1.0f, dv + c0 * ldv + h * Dv, ldv);
+        // dS = P ⊙ (dP − rowsum(dP ⊙ P)), in place in dp
+        for (int64_t t = 0; t < tb; ++t) {
+          const float* pr = p + t * S;
+          float* dr = dp.data() + t * nc;
+          double dot = 0.0;
+          for (int64_t s = 0; s < nc; ++s) dot += static_cast<double>(dr[s]) * pr[s];
+          const float d = static_cast<float>(dot);
+          for (int64_t s = 0; s < nc; ++s) dr[s] = pr[s] * (dr[s] - d);
+        }
+        // dq_h[t0:t1] = scale · dS · k_h[c0:c1];  dk_h[c0:c1] += scale · dSᵀ · q_h[t0:t1]
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tb, static_cast<int>(Dk), nc, scale, dp.data(), nc,
+                    k + c0 * ldk + h * Dk, ldk, 0.0f, dqb, ldk);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nc, static_cast<int>(Dk), tb, scale, dp.data(), nc,
+                    q + t0 * ldk + h * Dk, ldk, 1.0f, dk + c0 * ldk + h * Dk, ldk);
+      }
   }
 }
 
@@ -83,7 +161,6 @@ void AttentionLatent(const float* q_lat, const float* q_pe, const float* c, cons
               static_cast<int>(R), c, static_cast<int>(R), 0.0f, p.data(), iS);
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, TH, iS, static_cast<int>(Dr), scale, q_pe,
               static_cast<int>(Dr), kpe, static_cast<int>(Dr), 1.0f, p.data(), iS);
-  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   for (int64_t t = 0; t < T; ++t)
     for (int64_t s = 0; s < S; ++s)
       if (!mask.Visible(t, s))

@@ -32,12 +32,15 @@ void AttentionNaive(const float* q, const float* k, const float* v, int64_t T, i
                     int64_t H, int64_t Dk, int64_t Dv, float scale, const AttentionMask& mask,
                     float* out, float* probs = nullptr);
 
-// Backward of AttentionNaive. Reads q, k, v and the saved probs (H, T, S); assigns
-// dq (T, H, Dk), dk (S, H, Dk), dv (S, H, Dv). Per head: dP = dout·vᵀ, dv = Pᵀ·dout,
+// Backward of AttentionNaive. Reads q, k, v and the saved probs (H, T, S) of the same mask;
+// assigns dq (T, H, Dk), dk (S, H, Dk), dv (S, H, Dv). Per head: dP = dout·vᵀ, dv = Pᵀ·dout,
 // dS = P ⊙ (dP − rowsum(dP ⊙ P)), dq = scale·dS·k, dk = scale·dSᵀ·q.
+//
+// Both run heads in parallel (one thread each) and blocks of 64 query rows whose GEMMs span only
+// the keys some row of the block sees: a causal mask costs about (1 + 64/T)/2 of the full product.
 void AttentionNaiveBackward(const float* q, const float* k, const float* v, const float* probs, const float* dout,
-                            int64_t T, int64_t S, int64_t H, int64_t Dk, int64_t Dv, float scale, float* dq,
-                            float* dk, float* dv);
+                            int64_t T, int64_t S, int64_t H, int64_t Dk, int64_t Dv, float scale,
+                            const AttentionMask& mask, float* dq, float* dk, float* dv);
 
 // Absorbed form (decode with the latent cache): one shared key/value "head" made of the
 // normalized kv latent c (S, R) and the rotated rope key kpe (S, Dr):

@@ -20,7 +20,7 @@ double CrossEntropyForwardBackward(float* logits, const int32_t* targets, int64_
       std::fill(row, row + V, 0.0f);
       continue;
     }
-    const float m = *std::max_element(row, row + V);
+    const float m = MaxOf(row, V);
     const float x_target = row[targets[t]];
     // One exp per logit, written in place: p = exp(x − m) / sum.
     const double sum = ExpShifted(row, V, m, 1.0f, row);

@@ -30,9 +30,11 @@ void Gemv(const float* x, const TensorView& w, float* out, bool accumulate = fal
 void GemvRows(const float* x, const TensorView& w, int64_t row_begin, int64_t row_end, float* out,
               bool accumulate);
 
-// Backward of MatMul for an f32 weight w (N, K): dx (T, K) += dy (T, N)·w and
-// dw (N, K) += dyᵀ·x (T, K). Either output may be null.
-void MatMulBackward(const float* x, int64_t T, const TensorView& w, const float* dy, float* dx, float* dw);
+// Backward of MatMul for an f32 weight w (N, K): dx (T, K) += dy (T, N)·w (dx = … when
+// !accumulate_dx, which spares the caller zeroing a fresh buffer) and dw (N, K) += dyᵀ·x (T, K).
+// Either output may be null.
+void MatMulBackward(const float* x, int64_t T, const TensorView& w, const float* dy, float* dx, float* dw,
+                    bool accumulate_dx = true);
 
 // The transposed product over a band of rows, single-threaded:
 //   out[c] (=|+=) Σ_{n in [row_begin, row_end)} x[n - row_begin]·w[n, c],   c in [0, K).

@@ -1,4 +1,5 @@
-// exp over arrays of floats, 16 lanes at a time with AVX-512 (scalar std::exp elsewhere).
+// exp (and the max that shifts it) over arrays of floats, 16 lanes at a time with AVX-512
+// (scalar code elsewhere).
 //
 // exp(x) = 2^n · e^r with n = round(x·log2 e) and r = x − n·ln 2 (ln 2 split in a high part exact
 // in float and a low part, so r is exact to ~1 ulp), |r| ≤ ln2/2; e^r by its degree-7 Taylor
@@ -75,6 +76,22 @@ inline double ExpShifted(const float* x, int64_t n, float shift, float scale, fl
     if (out != nullptr) out[i] = e * scale;
   }
   return sum;
+}
+
+// The largest of x[0..n) (−inf for n = 0), 16 lanes at a time; NaNs are skipped (a row with one
+// still gives NaN through ExpShifted). The softmax shift for cross-entropy, KL and sampling.
+inline float MaxOf(const float* x, int64_t n) {
+  float m = -INFINITY;
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  if (n >= 16) {
+    __m512 acc = _mm512_set1_ps(-INFINITY);
+    for (; i + 16 <= n; i += 16) acc = _mm512_max_ps(_mm512_loadu_ps(x + i), acc);
+    m = _mm512_reduce_max_ps(acc);
+  }
+#endif
+  for (; i < n; ++i) m = x[i] > m ? x[i] : m;
+  return m;
 }
 
 // σ(z) = 1 / (1 + exp(−z)) for 16 lanes.

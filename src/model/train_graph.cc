@@ -66,18 +66,24 @@ struct Ctx {
 // ---- MLP (dense SwiGLU and each expert) -------------------------------------------------------
 
 struct MlpActs {
-  Vec g, u, a;  // (n, F): gate and up pre-activations, silu(g)⊙u
+  Vec g, u, a, sig;  // (n, F): gate and up pre-activations, silu(g)⊙u, σ(g)
 };
 
-// out (n, C) (+)= down(silu(x·gateᵀ) ⊙ x·upᵀ)
-void MlpForward(const MlpWeights& w, const float* x, int64_t n, float* out, bool accumulate, MlpActs& s) {
+// s.a (n, F) = silu(x·gateᵀ) ⊙ x·upᵀ, the MLP's hidden activation.
+void MlpHidden(const MlpWeights& w, const float* x, int64_t n, MlpActs& s) {
   const int64_t F = w.gate_proj.rows();
   s.g = Uninit(n * F);
   s.u = Uninit(n * F);
   s.a = Uninit(n * F);
+  s.sig = Uninit(n * F);
   k::MatMul(x, n, w.gate_proj, s.g.data());
   k::MatMul(x, n, w.up_proj, s.u.data());
-  k::SwiGLU(s.g.data(), s.u.data(), s.a.data(), n * F);
+  k::SwiGLU(s.g.data(), s.u.data(), s.a.data(), n * F, s.sig.data());
+}
+
+// out (n, C) (+)= down(silu(x·gateᵀ) ⊙ x·upᵀ)
+void MlpForward(const MlpWeights& w, const float* x, int64_t n, float* out, bool accumulate, MlpActs& s) {
+  MlpHidden(w, x, n, s);
   k::MatMul(s.a.data(), n, w.down_proj, out, accumulate);
 }
 
@@ -85,9 +91,9 @@ void MlpForward(const MlpWeights& w, const float* x, int64_t n, float* out, bool
 void MlpBackward(const MlpWeights& w, const MlpWeights& gw, const float* x, int64_t n, const MlpActs& s,
                  const float* dy, float* dx) {
   const int64_t F = w.gate_proj.rows();
-  Vec da = Zeros(n * F), dg = Zeros(n * F), du = Zeros(n * F);
-  k::MatMulBackward(s.a.data(), n, w.down_proj, dy, da.data(), G(gw.down_proj));
-  k::SwiGLUBackward(s.g.data(), s.u.data(), da.data(), dg.data(), du.data(), n * F);
+  Vec da = Uninit(n * F), dg = Uninit(n * F), du = Uninit(n * F);  // each assigned whole below
+  k::MatMulBackward(s.a.data(), n, w.down_proj, dy, da.data(), G(gw.down_proj), /*accumulate_dx=*/false);
+  k::SwiGLUBackward(s.g.data(), s.u.data(), da.data(), dg.data(), du.data(), n * F, s.sig.data());
   k::MatMulBackward(x, n, w.gate_proj, dg.data(), dx, G(gw.gate_proj));
   k::MatMulBackward(x, n, w.up_proj, du.data(), dx, G(gw.up_proj));
 }
@@ -109,12 +115,13 @@ void AttnForward(const Ctx& cx, const AttentionWeights& w, const float* x, float
   const ModelConfig& c = cx.c;
   const int64_t N = cx.N, T = cx.T, H = c.num_attention_heads, R = c.kv_lora_rank, Dr = c.qk_rope_head_dim;
   const int64_t Dn = c.qk_nope_head_dim, Dv = c.v_head_dim, Dqk = c.qk_head_dim();
-  s.q = Zeros(N * H * Dqk);
+  // Every buffer below is assigned whole by the product, norm, copy or kernel that fills it.
+  s.q = Uninit(N * H * Dqk);
   if (c.q_lora_rank > 0) {
     const int64_t Q = c.q_lora_rank;
-    s.cq_pre = Zeros(N * Q);
-    s.cq = Zeros(N * Q);
-    s.rstd_q = Zeros(N);
+    s.cq_pre = Uninit(N * Q);
+    s.cq = Uninit(N * Q);
+    s.rstd_q = Uninit(N);
     k::MatMul(x, N, w.q_a_proj, s.cq_pre.data());
     k::RmsNorm(s.cq_pre.data(), w.q_a_layernorm, N, Q, cx.eps, s.cq.data(), s.rstd_q.data());
     k::MatMul(s.cq.data(), N, w.q_b_proj, s.q.data());
@@ -124,27 +131,27 @@ void AttnForward(const Ctx& cx, const AttentionWeights& w, const float* x, float
   k::RopeInterleaved(s.q.data() + Dn, N, H, H * Dqk, Dqk, cx.pos.data(), cx.inv_freq.data(), Dr, cx.rope_factor);
   Vec kv = Uninit(N * (R + Dr));
   k::MatMul(x, N, w.kv_a_proj_with_mqa, kv.data());
-  s.lat_pre = Zeros(N * R);
-  s.kpe = Zeros(N * Dr);
+  s.lat_pre = Uninit(N * R);
+  s.kpe = Uninit(N * Dr);
   for (int64_t n = 0; n < N; ++n) {
     std::copy_n(kv.data() + n * (R + Dr), R, s.lat_pre.data() + n * R);
     std::copy_n(kv.data() + n * (R + Dr) + R, Dr, s.kpe.data() + n * Dr);
   }
-  s.lat = Zeros(N * R);
-  s.rstd_kv = Zeros(N);
+  s.lat = Uninit(N * R);
+  s.rstd_kv = Uninit(N);
   k::RmsNorm(s.lat_pre.data(), w.kv_a_layernorm, N, R, cx.eps, s.lat.data(), s.rstd_kv.data());
   k::RopeInterleaved(s.kpe.data(), N, 1, Dr, Dr, cx.pos.data(), cx.inv_freq.data(), Dr, cx.rope_factor);
   Vec kvb = Uninit(N * H * (Dn + Dv));
   k::MatMul(s.lat.data(), N, w.kv_b_proj, kvb.data());
-  s.key = Zeros(N * H * Dqk);
-  s.val = Zeros(N * H * Dv);
+  s.key = Uninit(N * H * Dqk);
+  s.val = Uninit(N * H * Dv);
   for (int64_t i = 0; i < N * H; ++i) {
     std::copy_n(kvb.data() + i * (Dn + Dv), Dn, s.key.data() + i * Dqk);
     std::copy_n(s.kpe.data() + (i / H) * Dr, Dr, s.key.data() + i * Dqk + Dn);
     std::copy_n(kvb.data() + i * (Dn + Dv) + Dn, Dv, s.val.data() + i * Dv);
   }
-  s.o = Zeros(N * H * Dv);
-  s.probs = Zeros(cx.B * H * T * T);
+  s.o = Uninit(N * H * Dv);
+  s.probs = Uninit(cx.B * H * T * T);
   for (int64_t b = 0; b < cx.B; ++b) {
     const int64_t r0 = b * T;
     k::AttentionMask mask{cx.pos.data() + r0, cx.pos.data() + r0, cx.doc.data() + r0, cx.doc.data() + r0};
@@ -160,30 +167,31 @@ void AttnBackward(const Ctx& cx, const AttentionWeights& w, const AttentionWeigh
   const ModelConfig& c = cx.c;
   const int64_t N = cx.N, T = cx.T, H = c.num_attention_heads, R = c.kv_lora_rank, Dr = c.qk_rope_head_dim;
   const int64_t Dn = c.qk_nope_head_dim, Dv = c.v_head_dim, Dqk = c.qk_head_dim();
-  Vec dout = Zeros(N * H * Dv);
-  k::MatMulBackward(s.o.data(), N, w.o_proj, dh, dout.data(), G(gw.o_proj));
-  Vec dq = Zeros(N * H * Dqk), dkey = Zeros(N * H * Dqk), dval = Zeros(N * H * Dv);
+  Vec dout = Uninit(N * H * Dv);
+  k::MatMulBackward(s.o.data(), N, w.o_proj, dh, dout.data(), G(gw.o_proj), /*accumulate_dx=*/false);
+  Vec dq = Uninit(N * H * Dqk), dkey = Uninit(N * H * Dqk), dval = Uninit(N * H * Dv);  // assigned by the kernel
   for (int64_t b = 0; b < cx.B; ++b) {
     const int64_t r0 = b * T;
+    k::AttentionMask mask{cx.pos.data() + r0, cx.pos.data() + r0, cx.doc.data() + r0, cx.doc.data() + r0};
     k::AttentionNaiveBackward(s.q.data() + r0 * H * Dqk, s.key.data() + r0 * H * Dqk, s.val.data() + r0 * H * Dv,
                               s.probs.data() + b * H * T * T, dout.data() + r0 * H * Dv, T, T, H, Dqk, Dv, cx.scale,
-                              dq.data() + r0 * H * Dqk, dkey.data() + r0 * H * Dqk, dval.data() + r0 * H * Dv);
+                              mask, dq.data() + r0 * H * Dqk, dkey.data() + r0 * H * Dqk, dval.data() + r0 * H * Dv);
   }
   // Split the key gradient: k_nope and v come from kv_b_proj; the rope key is shared by all heads.
-  Vec dkvb = Zeros(N * H * (Dn + Dv)), dkpe = Zeros(N * Dr);
+  Vec dkvb = Uninit(N * H * (Dn + Dv)), dkpe = Zeros(N * Dr);
   for (int64_t i = 0; i < N * H; ++i) {
     std::copy_n(dkey.data() + i * Dqk, Dn, dkvb.data() + i * (Dn + Dv));
     std::copy_n(dval.data() + i * Dv, Dv, dkvb.data() + i * (Dn + Dv) + Dn);
     for (int64_t j = 0; j < Dr; ++j) dkpe[(i / H) * Dr + j] += dkey[i * Dqk + Dn + j];
   }
-  Vec dlat = Zeros(N * R);
-  k::MatMulBackward(s.lat.data(), N, w.kv_b_proj, dkvb.data(), dlat.data(), G(gw.kv_b_proj));
+  Vec dlat = Uninit(N * R);
+  k::MatMulBackward(s.lat.data(), N, w.kv_b_proj, dkvb.data(), dlat.data(), G(gw.kv_b_proj), /*accumulate_dx=*/false);
   Vec dlat_pre = Zeros(N * R);
   k::RmsNormBackward(s.lat_pre.data(), w.kv_a_layernorm, s.rstd_kv.data(), dlat.data(), N, R, dlat_pre.data(),
                      G(gw.kv_a_layernorm));
   k::RopeInterleaved(dkpe.data(), N, 1, Dr, Dr, cx.pos.data(), cx.inv_freq.data(), Dr, cx.rope_factor,
                      /*inverse=*/true);
-  Vec dkv = Zeros(N * (R + Dr));
+  Vec dkv = Uninit(N * (R + Dr));
   for (int64_t n = 0; n < N; ++n) {
     std::copy_n(dlat_pre.data() + n * R, R, dkv.data() + n * (R + Dr));
     std::copy_n(dkpe.data() + n * Dr, Dr, dkv.data() + n * (R + Dr) + R);
@@ -193,8 +201,8 @@ void AttnBackward(const Ctx& cx, const AttentionWeights& w, const AttentionWeigh
                      /*inverse=*/true);
   if (c.q_lora_rank > 0) {
     const int64_t Q = c.q_lora_rank;
-    Vec dcq = Zeros(N * Q), dcq_pre = Zeros(N * Q);
-    k::MatMulBackward(s.cq.data(), N, w.q_b_proj, dq.data(), dcq.data(), G(gw.q_b_proj));
+    Vec dcq = Uninit(N * Q), dcq_pre = Zeros(N * Q);
+    k::MatMulBackward(s.cq.data(), N, w.q_b_proj, dq.data(), dcq.data(), G(gw.q_b_proj), /*accumulate_dx=*/false);
     k::RmsNormBackward(s.cq_pre.data(), w.q_a_layernorm, s.rstd_q.data(), dcq.data(), N, Q, dcq_pre.data(),
                        G(gw.q_a_layernorm));
     k::MatMulBackward(x, N, w.q_a_proj, dcq_pre.data(), dx, G(gw.q_a_proj));
@@ -210,11 +218,26 @@ struct MoeActs {
   std::vector<int32_t> idx;                  // (N, K)
   Vec wts;                                   // (N, K)
   std::vector<std::vector<int64_t>> slots;   // per expert: indices into (N, K)
+  std::vector<int64_t> order;                // ExpertTasks: the parallel schedule
   std::vector<MlpActs> expert;
   std::vector<Vec> ye;                       // per expert: its outputs (n, C)
   MlpActs shared;
   Vec dscores;                               // (N, E): balance-loss gradient, from the forward
 };
+
+constexpr int64_t kSharedTask = -1;
+
+// The MoE layer's parallel tasks: the shared expert (kSharedTask) if any, then the routed experts
+// that received tokens by decreasing load (ties by index). Handing the largest out first keeps the
+// threads' shares even when routing is skewed; results do not depend on the order.
+std::vector<int64_t> ExpertTasks(const std::vector<int64_t>& load, bool has_shared) {
+  std::vector<int64_t> order;
+  if (has_shared) order.push_back(kSharedTask);
+  for (int64_t e = 0; e < static_cast<int64_t>(load.size()); ++e)
+    if (load[e] > 0) order.push_back(e);
+  std::stable_sort(order.begin() + has_shared, order.end(), [&](int64_t a, int64_t b) { return load[a] > load[b]; });
+  return order;
+}
 
 // Gathers x rows of the tokens in `slot` (indices into (N, K)) into xe (n, C).
 void Gather(const float* x, int64_t C, int64_t K, const std::vector<int64_t>& slot, Vec& xe) {
@@ -249,15 +272,21 @@ double MoeForward(const Ctx& cx, const MoeWeights& w, const float* x, float* h, 
   s.ye.assign(static_cast<size_t>(E), {});
   // Experts run in parallel, one per thread, each single-threaded (OpenBLAS and the GEMV run on
   // one thread inside a parallel region): a few hundred rows each are too small to split well.
-  // Their outputs are added into h afterwards in expert order, so h does not depend on the
-  // schedule or the thread count.
+  // The shared expert's gate/up half (all N rows) is one more such task, handed out first. The
+  // routed experts' outputs are added into h afterwards in expert order, then the shared expert's
+  // down projection, so h does not depend on the schedule or the thread count.
+  s.order = ExpertTasks(load, w.has_shared);
 #pragma omp parallel
   {
     Vec xe;
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t e = 0; e < E; ++e) {
+    for (size_t i = 0; i < s.order.size(); ++i) {
+      const int64_t e = s.order[i];
+      if (e == kSharedTask) {
+        MlpHidden(w.shared_experts, x, N, s.shared);
+        continue;
+      }
       const auto& slot = s.slots[e];
-      if (slot.empty()) continue;
       const int64_t n = load[e];
       Gather(x, C, K, slot, xe);
       s.ye[e] = Uninit(n * C);
@@ -273,7 +302,7 @@ double MoeForward(const Ctx& cx, const MoeWeights& w, const float* x, float* h, 
       for (int64_t i = 0; i < C; ++i) dst[i] += g * src[i];
     }
   }
-  if (w.has_shared) MlpForward(w.shared_experts, x, N, h, /*accumulate=*/true, s.shared);
+  if (w.has_shared) k::MatMul(s.shared.a.data(), N, w.shared_experts.down_proj, h, /*accumulate=*/true);
   return balance;
 }
 
@@ -281,20 +310,24 @@ void MoeBackward(const Ctx& cx, const MoeWeights& w, const MoeWeights& gw, const
                  const float* dh, float* dx) {
   const ModelConfig& c = cx.c;
   const int64_t N = cx.N, C = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok;
-  if (w.has_shared) MlpBackward(w.shared_experts, gw.shared_experts, x, N, s.shared, dh, dx);
   Vec dweights = Zeros(N * K);
   std::vector<Vec> dxe(static_cast<size_t>(E));  // per expert: gradient wrt its gathered inputs
-  // In parallel over experts as in the forward; dx gets the experts' parts in expert order after.
+  // The same tasks as the forward; dx gets the shared expert's part in its task and the routed
+  // experts' parts in expert order after.
 #pragma omp parallel
   {
     Vec xe, dye;
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t e = 0; e < E; ++e) {
+    for (size_t i = 0; i < s.order.size(); ++i) {
+      const int64_t e = s.order[i];
+      if (e == kSharedTask) {
+        MlpBackward(w.shared_experts, gw.shared_experts, x, N, s.shared, dh, dx);
+        continue;
+      }
       const auto& slot = s.slots[e];
-      if (slot.empty()) continue;
       const int64_t n = static_cast<int64_t>(slot.size());
       Gather(x, C, K, slot, xe);
-      dye.assign(static_cast<size_t>(n * C), 0.0f);
+      dye.resize(static_cast<size_t>(n * C));  // assigned whole below
       for (int64_t j = 0; j < n; ++j) {
         const float* d = dh + (slot[j] / K) * C;
         const float g = s.wts[slot[j]];
@@ -338,13 +371,13 @@ struct BlockActs {
 double BlockForward(const Ctx& cx, const LayerWeights& w, Vec& h, BlockActs& s, std::vector<int64_t>* load) {
   const int64_t N = cx.N, C = cx.c.hidden_size;
   s.h_in = h;
-  s.x1 = Zeros(N * C);
-  s.rstd1 = Zeros(N);
+  s.x1 = Uninit(N * C);
+  s.rstd1 = Uninit(N);
   k::RmsNorm(h.data(), w.input_layernorm, N, C, cx.eps, s.x1.data(), s.rstd1.data());
   AttnForward(cx, w.attn, s.x1.data(), h.data(), s.attn);
   s.h_mid = h;
-  s.x2 = Zeros(N * C);
-  s.rstd2 = Zeros(N);
+  s.x2 = Uninit(N * C);
+  s.rstd2 = Uninit(N);
   k::RmsNorm(h.data(), w.post_attention_layernorm, N, C, cx.eps, s.x2.data(), s.rstd2.data());
   if (w.is_moe) return MoeForward(cx, w.moe, s.x2.data(), h.data(), s.moe, *load);
   MlpForward(w.mlp, s.x2.data(), N, h.data(), /*accumulate=*/true, s.mlp);
@@ -401,7 +434,7 @@ LossReport TrainForwardBackward(const ModelConfig& c, const ModelWeights& w, Mod
     if (w.layers[l].is_moe) rep.expert_load.push_back(std::move(load));
   }
   const Vec& h_last = h;
-  Vec xf = Zeros(N * C), rstd_f = Zeros(N);
+  Vec xf = Uninit(N * C), rstd_f = Uninit(N);
   k::RmsNorm(h_last.data(), w.norm, N, C, cx.eps, xf.data(), rstd_f.data());
   Vec logits = Uninit(N * V);
   k::MatMul(xf.data(), N, w.lm_head, logits.data());
@@ -470,7 +503,7 @@ LossReport TrainForwardBackward(const ModelConfig& c, const ModelWeights& w, Mod
         const float* row = logits.data() + n * V;
         const float* q = opts.teacher_probs + n * V;
         float* d = dkl.data() + n * V;
-        const float m = *std::max_element(row, row + V);
+        const float m = k::MaxOf(row, V);
         const double sum = k::ExpShifted(row, V, m, 1.0f, d);  // d = exp(z − m) for now
         const double lse = m + std::log(sum);
         const double inv_sum = 1.0 / sum;
@@ -513,24 +546,24 @@ LossReport TrainForwardBackward(const ModelConfig& c, const ModelWeights& w, Mod
       }
     for (int64_t r = 0; r < N; ++r)
       if (has_next[r]) w.embed_tokens.RowToF32(next_ids[r], emb_next.data() + r * C);
-    en = Zeros(N * C);
-    rstd_e = Zeros(N);
-    hh = Zeros(N * C);
-    rstd_h = Zeros(N);
+    en = Uninit(N * C);
+    rstd_e = Uninit(N);
+    hh = Uninit(N * C);
+    rstd_h = Uninit(N);
     k::RmsNorm(emb_next.data(), m.enorm, N, C, cx.eps, en.data(), rstd_e.data());
     k::RmsNorm(xf.data(), m.hnorm, N, C, cx.eps, hh.data(), rstd_h.data());
-    cat = Zeros(N * 2 * C);
+    cat = Uninit(N * 2 * C);
     for (int64_t r = 0; r < N; ++r) {
       std::copy_n(en.data() + r * C, C, cat.data() + r * 2 * C);
       std::copy_n(hh.data() + r * C, C, cat.data() + r * 2 * C + C);
     }
-    xm = Zeros(N * C);
+    xm = Uninit(N * C);
     k::MatMul(cat.data(), N, m.eh_proj, xm.data());
     std::vector<int64_t> load;
     rep.balance += BlockForward(cx, m.block, xm, mtp_acts, &load);
     if (m.block.is_moe) rep.expert_load.push_back(std::move(load));
-    xmf = Zeros(N * C);
-    rstd_m = Zeros(N);
+    xmf = Uninit(N * C);
+    rstd_m = Uninit(N);
     k::RmsNorm(xm.data(), m.shared_head_norm, N, C, cx.eps, xmf.data(), rstd_m.data());
     dlogits2 = Uninit(N * V);
     k::MatMul(xmf.data(), N, w.lm_head, dlogits2.data());
@@ -551,14 +584,14 @@ LossReport TrainForwardBackward(const ModelConfig& c, const ModelWeights& w, Mod
   if (mtp) {
     const MtpWeights& m = w.mtp[0];
     const MtpWeights& gm = g.mtp[0];
-    Vec dxmf = Zeros(N * C), dxm = Zeros(N * C);
-    k::MatMulBackward(xmf.data(), N, w.lm_head, dlogits2.data(), dxmf.data(), G(g.lm_head));
+    Vec dxmf = Uninit(N * C), dxm = Zeros(N * C);
+    k::MatMulBackward(xmf.data(), N, w.lm_head, dlogits2.data(), dxmf.data(), G(g.lm_head), /*accumulate_dx=*/false);
     k::RmsNormBackward(xm.data(), m.shared_head_norm, rstd_m.data(), dxmf.data(), N, C, dxm.data(),
                        G(gm.shared_head_norm));
     BlockBackward(cx, m.block, gm.block, mtp_acts, dxm);
-    Vec dcat = Zeros(N * 2 * C);
-    k::MatMulBackward(cat.data(), N, m.eh_proj, dxm.data(), dcat.data(), G(gm.eh_proj));
-    Vec den = Zeros(N * C), dhh = Zeros(N * C), demb = Zeros(N * C);
+    Vec dcat = Uninit(N * 2 * C);
+    k::MatMulBackward(cat.data(), N, m.eh_proj, dxm.data(), dcat.data(), G(gm.eh_proj), /*accumulate_dx=*/false);
+    Vec den = Uninit(N * C), dhh = Uninit(N * C), demb = Zeros(N * C);
     for (int64_t r = 0; r < N; ++r) {
       std::copy_n(dcat.data() + r * 2 * C, C, den.data() + r * C);
       std::copy_n(dcat.data() + r * 2 * C + C, C, dhh.data() + r * C);

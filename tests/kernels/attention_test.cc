@@ -57,14 +57,22 @@ std::vector<MaskCase> Cases(int64_t T, int64_t S) {
   for (int32_t t = 0; t < S; ++t) docs_local.q_pos[t] = t < 3 ? t : t < 7 ? t - 3 : t - 7;
   docs_local.k_pos = docs_local.q_pos;
   cases.push_back(docs_local);
+  // Two interleaved documents: each query sees every other key, a span with holes.
+  MaskCase interleaved{"interleaved_documents", {}, {}, {}, {}};
+  for (int32_t t = 0; t < S; ++t) {
+    interleaved.q_pos.push_back(t);
+    interleaved.q_doc.push_back(t % 2);
+  }
+  interleaved.k_doc = interleaved.q_doc;
+  cases.push_back(interleaved);
   return cases;
 }
 
-TEST(Attention, NaiveMatchesReference) {
-  Rng rng(6);
-  const int64_t S = 11, H = 3, Dk = 24, Dv = 16;
+void CheckNaive(int64_t T_decode, int64_t S, uint64_t seed) {
+  Rng rng(seed);
+  const int64_t H = 3, Dk = 24, Dv = 16;
   const float scale = 1.0f / std::sqrt(static_cast<float>(Dk));
-  for (const MaskCase& mc : Cases(4, S)) {
+  for (const MaskCase& mc : Cases(T_decode, S)) {
     const int64_t T = static_cast<int64_t>(mc.q_pos.size());
     const auto q = RandomVec(rng, T * H * Dk), k = RandomVec(rng, S * H * Dk), v = RandomVec(rng, S * H * Dv);
     std::vector<double> qd = testing::ToDouble(q), kd = testing::ToDouble(k), vd = testing::ToDouble(v);
@@ -94,6 +102,11 @@ TEST(Attention, NaiveMatchesReference) {
     EXPECT_EQ(out, out2);
   }
 }
+
+TEST(Attention, NaiveMatchesReference) { CheckNaive(4, 11, 6); }
+
+// Past one 64-row block: each block's GEMMs span only the keys its rows see.
+TEST(Attention, NaiveRowBlocksMatchReference) { CheckNaive(70, 150, 7); }
 
 TEST(Attention, LatentMatchesReference) {
   Rng rng(8);

@@ -88,5 +88,23 @@ TEST(VecExp, ShiftedSumScaleAndTailsForEveryLength) {
   }
 }
 
+TEST(VecExp, MaxOfEveryLengthAndPosition) {
+  Rng rng(10);
+  EXPECT_EQ(MaxOf(nullptr, 0), -INFINITY);
+  for (int64_t n = 1; n <= 70; ++n)
+    for (int64_t at = 0; at < n; ++at) {  // the maximum in every lane and in the scalar tail
+      std::vector<float> x(static_cast<size_t>(n));
+      for (float& v : x) v = static_cast<float>(rng.Uniform() * 20.0 - 10.0);
+      x[static_cast<size_t>(at)] = 11.0f;
+      EXPECT_EQ(MaxOf(x.data(), n), 11.0f) << "n " << n << " at " << at;
+    }
+  const std::vector<float> neg = {-5.0f, -INFINITY, -3.0f, -4.0f};
+  EXPECT_EQ(MaxOf(neg.data(), 4), -3.0f);
+  std::vector<float> with_nan(40, 1.0f);
+  with_nan[3] = NAN;
+  with_nan[20] = 2.0f;
+  EXPECT_EQ(MaxOf(with_nan.data(), 40), 2.0f);  // skipped; the row's exp sum still turns NaN
+}
+
 }  // namespace
 }  // namespace r1::kernels
