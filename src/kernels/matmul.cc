@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 // GCC 12's AVX-512 headers initialize their "undefined" vectors from themselves, which
@@ -290,7 +291,7 @@ void PassRows(const float* x, int64_t xs, int64_t T, const TensorView& w, int64_
 }
 
 // Rows [row_begin, row_end) for T <= kMaxBatch inputs prepared for w's dtype (input t at
-// xp + t·xs); writes out[t·ldo + n] (=|+=).
+// xp + t·xs); writes out[t·ldo + (n − row_begin)] (=|+=).
 void RowsPrepared(const float* xp, int64_t xs, int64_t T, const TensorView& w, int64_t row_begin,
                   int64_t row_end, float* out, int64_t ldo, bool accumulate) {
   R1_CHECK(T >= 1 && T <= kMaxBatch);
@@ -307,7 +308,7 @@ void RowsPrepared(const float* xp, int64_t xs, int64_t T, const TensorView& w, i
     }
     for (int64_t t = 0; t < T; ++t)
       for (int64_t r = 0; r < rows; ++r) {
-        float& o = out[t * ldo + n + r];
+        float& o = out[t * ldo + (n - row_begin) + r];
         o = accumulate ? o + res[t * kRows + r] : res[t * kRows + r];
       }
     n += rows;
@@ -325,15 +326,24 @@ int64_t PreparedLength(const TensorView& w) {
   return K;
 }
 
-// T inputs x (T, K) as the row kernels of w's dtype read them, input t at result + t·xs (xs =
-// PreparedLength); points into `buf` unless x is used as is.
-const float* PrepareX(const float* x, int64_t T, const TensorView& w, std::vector<float>& buf) {
-  const int64_t K = w.cols(), xs = PreparedLength(w);
-  if (w.dtype == DType::kF32) return x;
-  buf.resize(static_cast<size_t>(T * xs));
+// T inputs (input t at x + t·x_stride; x_stride 0 means K) as the row kernels of w's dtype read
+// them, input t at result + t·(*xs); points into `buf` unless x is used as is.
+const float* PrepareX(const float* x, int64_t T, const TensorView& w, std::vector<float>& buf, int64_t* xs,
+                      int64_t x_stride = 0) {
+  const int64_t K = w.cols();
+  if (x_stride == 0) x_stride = K;
+  if (w.dtype == DType::kF32 && x_stride == K) {
+    *xs = K;
+    return x;
+  }
+  *xs = PreparedLength(w);
+  buf.resize(static_cast<size_t>(T * *xs));
   for (int64_t t = 0; t < T; ++t) {
-    if (w.dtype == DType::kBF16) PrepareXBf16(x + t * K, K, buf.data() + t * xs);
-    else PrepareXFp8(x + t * K, K, buf.data() + t * xs);
+    const float* xt = x + t * x_stride;
+    float* dst = buf.data() + t * *xs;
+    if (w.dtype == DType::kBF16) PrepareXBf16(xt, K, dst);
+    else if (w.dtype == DType::kF8E4M3) PrepareXFp8(xt, K, dst);
+    else std::copy_n(xt, K, dst);
   }
   return buf.data();
 }
@@ -341,7 +351,15 @@ const float* PrepareX(const float* x, int64_t T, const TensorView& w, std::vecto
 #else  // portable scalar fallback (builds without AVX-512 VBMI)
 
 int64_t PreparedLength(const TensorView& w) { return w.cols(); }
-const float* PrepareX(const float* x, int64_t, const TensorView&, std::vector<float>&) { return x; }
+const float* PrepareX(const float* x, int64_t T, const TensorView& w, std::vector<float>& buf, int64_t* xs,
+                      int64_t x_stride = 0) {
+  const int64_t K = w.cols();
+  *xs = K;
+  if (x_stride == 0 || x_stride == K) return x;
+  buf.resize(static_cast<size_t>(T * K));
+  for (int64_t t = 0; t < T; ++t) std::copy_n(x + t * x_stride, K, buf.data() + t * K);
+  return buf.data();
+}
 
 // Each (row, input) dot product in the same order whatever T is.
 void RowsPrepared(const float* xp, int64_t xs, int64_t T, const TensorView& w, int64_t row_begin,
@@ -373,7 +391,7 @@ void RowsPrepared(const float* xp, int64_t xs, int64_t T, const TensorView& w, i
           break;
         }
       }
-      float& o = out[t * ldo + n];
+      float& o = out[t * ldo + (n - row_begin)];
       o = accumulate ? o + v : v;
     }
 }
@@ -385,8 +403,8 @@ void RowsPrepared(const float* xp, int64_t xs, int64_t T, const TensorView& w, i
 void BatchedGemv(const float* x, int64_t T, const TensorView& w, float* out, bool accumulate) {
   const int64_t N = w.rows();
   thread_local std::vector<float> buf;
-  const float* xp = PrepareX(x, T, w, buf);
-  const int64_t xs = PreparedLength(w);
+  int64_t xs = 0;
+  const float* xp = PrepareX(x, T, w, buf, &xs);
   const bool parallel =
       N * w.cols() * T >= (1 << 15) && N > 16 && omp_get_max_threads() > 1 && !omp_in_parallel();
   if (!parallel) {
@@ -398,16 +416,47 @@ void BatchedGemv(const float* x, int64_t T, const TensorView& w, float* out, boo
   constexpr int64_t kChunk = 16;  // a multiple of every rows-per-pass
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t n0 = 0; n0 < N; n0 += kChunk)
-    RowsPrepared(xp, xs, T, w, n0, std::min(N, n0 + kChunk), out, N, accumulate);
+    RowsPrepared(xp, xs, T, w, n0, std::min(N, n0 + kChunk), out + n0, N, accumulate);
 }
 
 }  // namespace
 
 void GemvRows(const float* x, const TensorView& w, int64_t row_begin, int64_t row_end, float* out,
               bool accumulate) {
+  GemvRowsBatch(x, 1, 0, w, row_begin, row_end, out + row_begin, 0, accumulate);
+}
+
+void GemvRowsBatch(const float* x, int64_t T, int64_t x_stride, const TensorView& w, int64_t row_begin,
+                   int64_t row_end, float* out, int64_t ldo, bool accumulate) {
   thread_local std::vector<float> buf;
-  RowsPrepared(PrepareX(x, 1, w, buf), PreparedLength(w), 1, w, row_begin, row_end, out, 0,
-               accumulate);
+  int64_t xs = 0;
+  const float* xp = PrepareX(x, T, w, buf, &xs, x_stride);
+  RowsPrepared(xp, xs, T, w, row_begin, row_end, out, ldo, accumulate);
+}
+
+void MatMulMany(const std::vector<MatMulJob>& jobs) {
+  constexpr int64_t kChunk = 32;  // rows per work item: a multiple of every rows-per-pass
+  std::vector<std::vector<float>> bufs(jobs.size());
+  std::vector<const float*> xp(jobs.size());
+  std::vector<int64_t> xs(jobs.size());
+  std::vector<std::pair<size_t, int64_t>> items;  // (job, first row)
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    const MatMulJob& m = jobs[j];
+    if (m.T > kMaxBatchGemv) {
+      MatMul(m.x, m.T, *m.w, m.out, m.accumulate);
+      continue;
+    }
+    if (m.T <= 0) continue;
+    xp[j] = PrepareX(m.x, m.T, *m.w, bufs[j], &xs[j]);
+    for (int64_t n0 = 0; n0 < m.w->rows(); n0 += kChunk) items.emplace_back(j, n0);
+  }
+#pragma omp parallel for schedule(dynamic, 1) if (items.size() > 1 && !omp_in_parallel())
+  for (size_t i = 0; i < items.size(); ++i) {
+    const auto [j, n0] = items[i];
+    const MatMulJob& m = jobs[j];
+    const int64_t N = m.w->rows();
+    RowsPrepared(xp[j], xs[j], m.T, *m.w, n0, std::min(N, n0 + kChunk), m.out + n0, N, m.accumulate);
+  }
 }
 
 void Gemv(const float* x, const TensorView& w, float* out, bool accumulate) {
@@ -437,23 +486,6 @@ void MatMul(const float* x, int64_t T, const TensorView& w, float* out, bool acc
                 static_cast<int>(rows), static_cast<int>(K), 1.0f, x, static_cast<int>(K),
                 wf.data(), static_cast<int>(K), accumulate ? 1.0f : 0.0f, out + n0,
                 static_cast<int>(N));
-  }
-}
-
-void GemvTransposedRows(const float* x, const TensorView& w, int64_t row_begin, int64_t row_end,
-                        float* out, bool accumulate) {
-  const int64_t K = w.cols();
-  if (!accumulate) std::fill(out, out + K, 0.0f);
-  std::vector<float> row(static_cast<size_t>(K));
-  for (int64_t n = row_begin; n < row_end; ++n) {
-    const float a = x[n - row_begin];
-    const float* __restrict src = row.data();
-    if (w.dtype == DType::kF32) {
-      src = static_cast<const float*>(w.data) + n * K;
-    } else {
-      w.RowToF32(n, row.data());
-    }
-    for (int64_t c = 0; c < K; ++c) out[c] += a * src[c];
   }
 }
 

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "core/tensor.h"
 
@@ -30,16 +31,31 @@ void Gemv(const float* x, const TensorView& w, float* out, bool accumulate = fal
 void GemvRows(const float* x, const TensorView& w, int64_t row_begin, int64_t row_end, float* out,
               bool accumulate);
 
+// The same for T <= kMaxBatchGemv inputs, input t at x + t·x_stride, streaming the rows once:
+//   out[t·ldo + (n − row_begin)] (=|+=) Σ_k x_t[k]·w[n,k],  n in [row_begin, row_end).
+// Each result is bit-identical to GemvRows on that input alone.
+void GemvRowsBatch(const float* x, int64_t T, int64_t x_stride, const TensorView& w, int64_t row_begin,
+                   int64_t row_end, float* out, int64_t ldo, bool accumulate);
+
+// One product of MatMulMany: out (T, N) (=|+=) x (T, K) · wᵀ.
+struct MatMulJob {
+  const float* x;
+  int64_t T;
+  const TensorView* w;
+  float* out;
+  bool accumulate = false;
+};
+
+// Independent products, each with exactly MatMul's result. The small ones (T <= kMaxBatchGemv)
+// share one OpenMP region that hands out row chunks of all of them, so the many small products of
+// an MoE layer in a decode step cost one fork/join instead of one each; larger ones run one after
+// another on sgemm.
+void MatMulMany(const std::vector<MatMulJob>& jobs);
+
 // Backward of MatMul for an f32 weight w (N, K): dx (T, K) += dy (T, N)·w (dx = … when
 // !accumulate_dx, which spares the caller zeroing a fresh buffer) and dw (N, K) += dyᵀ·x (T, K).
 // Either output may be null.
 void MatMulBackward(const float* x, int64_t T, const TensorView& w, const float* dy, float* dx, float* dw,
                     bool accumulate_dx = true);
-
-// The transposed product over a band of rows, single-threaded:
-//   out[c] (=|+=) Σ_{n in [row_begin, row_end)} x[n - row_begin]·w[n, c],   c in [0, K).
-// Used where a weight is applied from the other side (MLA's absorbed query, backward passes).
-void GemvTransposedRows(const float* x, const TensorView& w, int64_t row_begin, int64_t row_end,
-                        float* out, bool accumulate);
 
 }  // namespace r1::kernels

@@ -119,14 +119,22 @@ void DeepSeekV3::AttentionAbsorbed(int64_t l, const float* x, int64_t T, const i
   k::MlaAbsorbQuery(q.data(), H * Dqk, Dqk, lw.attn.kv_b_proj, T, H, Dn, Dv, q_lat.data());
   for (int64_t i = 0; i < T * H; ++i) std::copy_n(q.data() + i * Dqk + Dn, Dr, q_pe.data() + i * Dr);
   std::vector<float> o_lat(static_cast<size_t>(T * H * R));
-  std::vector<int32_t> kpos;
-  for (const Segment& sg : segs) {
-    const int64_t S = sg.cache->length() + sg.n;
-    kpos.resize(static_cast<size_t>(S));
-    std::iota(kpos.begin(), kpos.end(), 0);
-    k::AttentionMask mask{pos + sg.row0, kpos.data(), nullptr, nullptr};
-    k::AttentionLatent(q_lat.data() + sg.row0 * H * R, q_pe.data() + sg.row0 * H * Dr, sg.cache->c(l),
-                       sg.cache->kpe(l), sg.n, S, H, R, Dr, softmax_scale_, mask, o_lat.data() + sg.row0 * H * R);
+  // Sequences of a batched decode step in parallel, one thread each (a single sequence, e.g. a
+  // prefill, runs its products multithreaded instead).
+  const int64_t n_segs = static_cast<int64_t>(segs.size());
+#pragma omp parallel if (n_segs > 1)
+  {
+    std::vector<int32_t> kpos;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t i = 0; i < n_segs; ++i) {
+      const Segment& sg = segs[static_cast<size_t>(i)];
+      const int64_t S = sg.cache->length() + sg.n;
+      kpos.resize(static_cast<size_t>(S));
+      std::iota(kpos.begin(), kpos.end(), 0);
+      k::AttentionMask mask{pos + sg.row0, kpos.data(), nullptr, nullptr};
+      k::AttentionLatent(q_lat.data() + sg.row0 * H * R, q_pe.data() + sg.row0 * H * Dr, sg.cache->c(l),
+                         sg.cache->kpe(l), sg.n, S, H, R, Dr, softmax_scale_, mask, o_lat.data() + sg.row0 * H * R);
+    }
   }
   std::vector<float> o(static_cast<size_t>(T * H * Dv));
   k::MlaAbsorbOutput(o_lat.data(), lw.attn.kv_b_proj, T, H, Dn, Dv, o.data());
@@ -143,7 +151,9 @@ void DeepSeekV3::Mlp(const MlpWeights& w, const float* x, int64_t T, float* out,
 }
 
 // = spec §5.2–5.3: route, run each selected expert on the tokens sent to it, add the weighted
-// outputs and the shared experts.
+// outputs and the shared experts. The experts' gate/up products (with the shared expert's) go out as
+// one batch, then their down products as another: in a decode step these are dozens of small
+// products, and each batch costs one fork/join instead of one per product.
 void DeepSeekV3::Moe(const MoeWeights& w, const float* x, int64_t T, float* h) const {
   const ModelConfig& c = config_;
   const int64_t C = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok;
@@ -156,22 +166,51 @@ void DeepSeekV3::Moe(const MoeWeights& w, const float* x, int64_t T, float* h) c
   // Tokens of each expert, in token order.
   std::vector<std::vector<int64_t>> slots(static_cast<size_t>(E));
   for (int64_t i = 0; i < T * K; ++i) slots[idx[i]].push_back(i);
-  std::vector<float> xe, ye;
-  for (int64_t e = 0; e < E; ++e) {
-    const auto& s = slots[e];
-    if (s.empty()) continue;
-    const int64_t n = static_cast<int64_t>(s.size());
-    xe.resize(static_cast<size_t>(n * C));
-    ye.resize(static_cast<size_t>(n * C));
-    for (int64_t j = 0; j < n; ++j) std::copy_n(x + (s[j] / K) * C, C, xe.data() + j * C);
-    Mlp(w.experts[e], xe.data(), n, ye.data(), false);
-    for (int64_t j = 0; j < n; ++j) {
-      const float g = wt[s[j]];
-      float* dst = h + (s[j] / K) * C;
-      for (int64_t i = 0; i < C; ++i) dst[i] += g * ye[j * C + i];
+  struct Task {
+    const MlpWeights* w;
+    const std::vector<int64_t>* slot;  // null: the shared expert, on all T rows of x
+    int64_t n;
+    std::vector<float> x, g, u, y;     // x: gathered rows (routed experts only)
+  };
+  std::vector<Task> tasks;
+  for (int64_t e = 0; e < E; ++e)
+    if (!slots[e].empty()) tasks.push_back({&w.experts[e], &slots[e], static_cast<int64_t>(slots[e].size()), {}, {}, {}, {}});
+  if (w.has_shared) tasks.push_back({&w.shared_experts, nullptr, T, {}, {}, {}, {}});
+  std::vector<k::MatMulJob> jobs;
+  for (Task& t : tasks) {
+    const int64_t F = t.w->gate_proj.rows();
+    const float* in = x;
+    if (t.slot) {
+      t.x.resize(static_cast<size_t>(t.n * C));
+      for (int64_t j = 0; j < t.n; ++j) std::copy_n(x + ((*t.slot)[j] / K) * C, C, t.x.data() + j * C);
+      in = t.x.data();
+    }
+    t.g.resize(static_cast<size_t>(t.n * F));
+    t.u.resize(static_cast<size_t>(t.n * F));
+    jobs.push_back({in, t.n, &t.w->gate_proj, t.g.data()});
+    jobs.push_back({in, t.n, &t.w->up_proj, t.u.data()});
+  }
+  k::MatMulMany(jobs);
+  jobs.clear();
+  for (Task& t : tasks) {
+    k::SwiGLU(t.g.data(), t.u.data(), t.g.data(), static_cast<int64_t>(t.g.size()));
+    t.y.resize(static_cast<size_t>(t.n * C));
+    jobs.push_back({t.g.data(), t.n, &t.w->down_proj, t.y.data()});
+  }
+  k::MatMulMany(jobs);
+  // Routed outputs weighted, in expert order, then the shared expert's.
+  for (const Task& t : tasks) {
+    if (!t.slot) {
+      for (int64_t i = 0; i < T * C; ++i) h[i] += t.y[i];
+      continue;
+    }
+    for (int64_t j = 0; j < t.n; ++j) {
+      const int64_t s = (*t.slot)[j];
+      const float g = wt[s];
+      float* dst = h + (s / K) * C;
+      for (int64_t i = 0; i < C; ++i) dst[i] += g * t.y[j * C + i];
     }
   }
-  if (w.has_shared) Mlp(w.shared_experts, x, T, h, /*accumulate=*/true);
 }
 
 void DeepSeekV3::FeedForward(const LayerWeights& lw, const float* x, int64_t T, float* h) const {

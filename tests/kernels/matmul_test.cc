@@ -106,6 +106,50 @@ TEST(Gemv, ParallelAndRowRanges) {
   }
 }
 
+// Strided batches of inputs over a row band: each result bit-identical to GemvRows on that input
+// alone, written at out[t·ldo + (n − row_begin)] and nowhere else.
+TEST(Gemv, RowsBatchEqualsOneInputAtATime) {
+  Rng rng(12);
+  for (DType dtype : {DType::kF32, DType::kBF16, DType::kF8E4M3}) {
+    const int64_t N = 200, K = 131, T = 7, stride = K + 9, b = 61, e = 190, ldo = (e - b) + 3;
+    RandomWeight w(rng, dtype, N, K);
+    const auto x = RandomVec(rng, T * stride);
+    std::vector<float> out(T * ldo, 42.0f);
+    GemvRowsBatch(x.data(), T, stride, w.view(), b, e, out.data(), ldo, false);
+    for (int64_t t = 0; t < T; ++t) {
+      std::vector<float> one(N, 0.0f);
+      GemvRows(x.data() + t * stride, w.view(), b, e, one.data(), false);
+      for (int64_t n = b; n < e; ++n) ASSERT_EQ(out[t * ldo + (n - b)], one[n]) << Name(dtype) << " t " << t << " n " << n;
+      for (int64_t i = e - b; i < ldo; ++i) ASSERT_EQ(out[t * ldo + i], 42.0f) << Name(dtype) << " padding";
+    }
+  }
+}
+
+// A mixed batch of products (small and sgemm-sized T, assigned and accumulated, every dtype):
+// each result exactly MatMul's.
+TEST(MatMul, ManyEqualsOneByOne) {
+  Rng rng(13);
+  const std::vector<int64_t> Ts = {1, 3, 16, kMaxBatchGemv, 40, 0};
+  std::vector<RandomWeight> ws;
+  for (size_t i = 0; i < Ts.size(); ++i) {
+    const DType d = i % 3 == 0 ? DType::kBF16 : i % 3 == 1 ? DType::kF8E4M3 : DType::kF32;
+    ws.emplace_back(rng, d, 70 + 31 * static_cast<int64_t>(i), 96 + 17 * static_cast<int64_t>(i));
+  }
+  std::vector<TensorView> views;
+  std::vector<std::vector<float>> xs, outs, want;
+  for (size_t i = 0; i < Ts.size(); ++i) {
+    views.push_back(ws[i].view());
+    xs.push_back(RandomVec(rng, Ts[i] * views[i].cols()));
+    outs.push_back(RandomVec(rng, Ts[i] * views[i].rows()));
+    want.push_back(outs[i]);
+    MatMul(xs[i].data(), Ts[i], views[i], want[i].data(), /*accumulate=*/i % 2 == 1);
+  }
+  std::vector<MatMulJob> jobs;
+  for (size_t i = 0; i < Ts.size(); ++i) jobs.push_back({xs[i].data(), Ts[i], &views[i], outs[i].data(), i % 2 == 1});
+  MatMulMany(jobs);
+  for (size_t i = 0; i < Ts.size(); ++i) EXPECT_EQ(outs[i], want[i]) << "job " << i << " T " << Ts[i];
+}
+
 // Every fp8 code in every SIMD lane position decodes exactly: with a one-hot x the GEMV returns
 // decode(w[n, j]) · scale exactly (one non-zero product, all others exact zeros).
 TEST(Gemv, Fp8EveryCodeExact) {
