@@ -3,7 +3,7 @@
 same model, batch, machine and thread count, and r1's model FLOP utilization against the machine's
 measured peak GEMM FLOP/s (a large f32 GEMM on the same threads).
 
-  /usr/bin/python3 bench/bench_train.py [--threads 2] [--steps 3] [--torch-blas-core r1|library] [--json]
+  /usr/bin/python3 bench/bench_train.py [--threads 2] [--steps 5] [--torch-blas-core r1|library] [--json]
 
 Model: `r1 new-model --preset moe-small` (hidden 512, 8 layers, 32 experts top-4 + 1 shared,
 MLA, MTP), f32 weights, batch 8 x 256 random tokens. Medians of the steps after the first.
@@ -85,12 +85,13 @@ def run_torch(model, ids, threads, steps):
 
 
 def peak_gemm(threads):
-    """The machine's peak f32 GEMM rate: best of several 2048^3 products (PyTorch's BLAS, same threads)."""
+    """The machine's peak f32 GEMM rate: best of 20 2048^3 products (PyTorch's BLAS, same threads); on shared
+    cores a short sample can miss every quiet moment and understate the peak (which would overstate MFU)."""
     import torch
     torch.set_num_threads(threads)
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
     best = float("inf")
-    for _ in range(6):
+    for _ in range(20):
         t0 = time.perf_counter()
         torch.mm(a, b)
         best = min(best, time.perf_counter() - t0)
@@ -100,7 +101,7 @@ def peak_gemm(threads):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=5, help="steps per side; medians over all but the first")
     ap.add_argument("--torch-blas-core", choices=["r1", "library"], default="r1")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()

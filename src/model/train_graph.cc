@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <numeric>
 #include <utility>
 #include <vector>
 
@@ -218,6 +219,7 @@ struct MoeActs {
   std::vector<int32_t> idx;                  // (N, K)
   Vec wts;                                   // (N, K)
   std::vector<std::vector<int64_t>> slots;   // per expert: indices into (N, K)
+  std::vector<int64_t> slot_row;             // (N, K): the slot's row in its expert's batch
   std::vector<int64_t> order;                // ExpertTasks: the parallel schedule
   std::vector<MlpActs> expert;
   std::vector<Vec> ye;                       // per expert: its outputs (n, C)
@@ -245,6 +247,29 @@ void Gather(const float* x, int64_t C, int64_t K, const std::vector<int64_t>& sl
   for (size_t j = 0; j < slot.size(); ++j) std::copy_n(x + (slot[j] / K) * C, C, xe.data() + j * C);
 }
 
+// dst[token] += w·rows[e][j] for every slot (token's k-th choice = expert e, row j of its batch),
+// w the slot's gate weight if `weighted`, else 1. In parallel over tokens; each token's rows are
+// added in expert order, as a serial loop over the experts would, so the result does not depend on
+// the thread count.
+void ScatterAddExperts(const MoeActs& s, int64_t N, int64_t K, int64_t C, const std::vector<Vec>& rows, bool weighted,
+                       float* dst) {
+#pragma omp parallel if (N * K * C >= (1 << 16))
+  {
+    std::vector<int64_t> order(static_cast<size_t>(K));  // the token's slots by expert
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < N; ++n) {
+      std::iota(order.begin(), order.end(), n * K);
+      std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return s.idx[a] < s.idx[b]; });
+      float* d = dst + n * C;
+      for (const int64_t i : order) {
+        const float g = weighted ? s.wts[i] : 1.0f;
+        const float* src = rows[s.idx[i]].data() + s.slot_row[i] * C;
+        for (int64_t c = 0; c < C; ++c) d[c] += g * src[c];
+      }
+    }
+  }
+}
+
 // h (N, C) += MoE(x); returns the balance loss (mean over rows) and fills `load` (E).
 double MoeForward(const Ctx& cx, const MoeWeights& w, const float* x, float* h, MoeActs& s, std::vector<int64_t>& load) {
   const ModelConfig& c = cx.c;
@@ -265,7 +290,11 @@ double MoeForward(const Ctx& cx, const MoeWeights& w, const float* x, float* h, 
                               s.dscores.data() + b * cx.T * E);
   balance /= static_cast<double>(cx.B);
   s.slots.assign(static_cast<size_t>(E), {});
-  for (int64_t i = 0; i < N * K; ++i) s.slots[s.idx[i]].push_back(i);
+  s.slot_row.resize(static_cast<size_t>(N * K));
+  for (int64_t i = 0; i < N * K; ++i) {
+    s.slot_row[i] = static_cast<int64_t>(s.slots[s.idx[i]].size());
+    s.slots[s.idx[i]].push_back(i);
+  }
   load.resize(static_cast<size_t>(E));
   for (int64_t e = 0; e < E; ++e) load[e] = static_cast<int64_t>(s.slots[e].size());
   s.expert.assign(static_cast<size_t>(E), {});
@@ -293,15 +322,7 @@ double MoeForward(const Ctx& cx, const MoeWeights& w, const float* x, float* h, 
       MlpForward(w.experts[e], xe.data(), n, s.ye[e].data(), false, s.expert[e]);
     }
   }
-  for (int64_t e = 0; e < E; ++e) {
-    const auto& slot = s.slots[e];
-    for (size_t j = 0; j < slot.size(); ++j) {
-      const float g = s.wts[slot[j]];
-      float* dst = h + (slot[j] / K) * C;
-      const float* src = s.ye[e].data() + j * C;
-      for (int64_t i = 0; i < C; ++i) dst[i] += g * src[i];
-    }
-  }
+  ScatterAddExperts(s, N, K, C, s.ye, /*weighted=*/true, h);
   if (w.has_shared) k::MatMul(s.shared.a.data(), N, w.shared_experts.down_proj, h, /*accumulate=*/true);
   return balance;
 }
@@ -342,14 +363,7 @@ void MoeBackward(const Ctx& cx, const MoeWeights& w, const MoeWeights& gw, const
       MlpBackward(w.experts[e], gw.experts[e], xe.data(), n, s.expert[e], dye.data(), dxe[e].data());
     }
   }
-  for (int64_t e = 0; e < E; ++e) {
-    const auto& slot = s.slots[e];
-    for (size_t j = 0; j < slot.size(); ++j) {
-      float* dst = dx + (slot[j] / K) * C;
-      const float* src = dxe[e].data() + j * C;
-      for (int64_t i = 0; i < C; ++i) dst[i] += src[i];
-    }
-  }
+  ScatterAddExperts(s, N, K, C, dxe, /*weighted=*/false, dx);
   const k::RouterParams rp{E, K, c.n_group, c.topk_group, c.norm_topk_prob, static_cast<float>(c.routed_scaling_factor)};
   Vec dscores = s.dscores, dlogits = Zeros(N * E);
   k::RouteV3Backward(s.scores.data(), s.idx.data(), dweights.data(), N, rp, dscores.data());
