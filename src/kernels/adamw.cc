@@ -6,13 +6,14 @@
 
 namespace r1::kernels {
 
-void AdamWStep(float* p, const float* g, float* m, float* v, int64_t n, const AdamWParams& a) {
+void AdamWStep(float* p, float* g, float* m, float* v, int64_t n, const AdamWParams& a) {
   const double bc1 = 1.0 - std::pow(static_cast<double>(a.beta1), static_cast<double>(a.step));
   const double bc2 = 1.0 - std::pow(static_cast<double>(a.beta2), static_cast<double>(a.step));
   const float inv_bc1 = static_cast<float>(1.0 / bc1), inv_bc2 = static_cast<float>(1.0 / bc2);
 #pragma omp parallel for schedule(static) if (n >= (1 << 16))
   for (int64_t i = 0; i < n; ++i) {
     const float gi = g[i] * a.grad_scale;
+    g[i] = 0.0f;
     m[i] = a.beta1 * m[i] + (1.0f - a.beta1) * gi;
     v[i] = a.beta2 * v[i] + (1.0f - a.beta2) * gi * gi;
     const float mh = m[i] * inv_bc1, vh = v[i] * inv_bc2;

@@ -14,11 +14,12 @@ struct AdamWParams {
   float eps = 1e-8f;
   float weight_decay = 0.0f;  // 0 for norms and biases
   int64_t step = 1;           // t, counted from 1
-  float grad_scale = 1.0f;    // g is read as grad_scale·g (clipping by global norm); g is not written
+  float grad_scale = 1.0f;    // g is read as grad_scale·g (clipping by global norm)
 };
 
-// p, m, v updated in place from g; all (n).
-void AdamWStep(float* p, const float* g, float* m, float* v, int64_t n, const AdamWParams& a);
+// p, m, v updated in place from g; all (n). g is consumed: each element is set to 0 once read,
+// which leaves the gradient ready for the next step's accumulation without a separate pass.
+void AdamWStep(float* p, float* g, float* m, float* v, int64_t n, const AdamWParams& a);
 
 // Σ x[i]² in double. Summed in fixed blocks whose partial sums are added in order, so the result
 // is the same for any thread count.

@@ -88,14 +88,14 @@ void MlpForward(const MlpWeights& w, const float* x, int64_t n, float* out, bool
   k::MatMul(s.a.data(), n, w.down_proj, out, accumulate);
 }
 
-// Reads x and the saved g, u, a; dx (n, C) += ...; adds into gw.
+// Reads x and the saved g, u, a; dx (n, C) += ... (= when !accumulate_dx); adds into gw.
 void MlpBackward(const MlpWeights& w, const MlpWeights& gw, const float* x, int64_t n, const MlpActs& s,
-                 const float* dy, float* dx) {
+                 const float* dy, float* dx, bool accumulate_dx = true) {
   const int64_t F = w.gate_proj.rows();
   Vec da = Uninit(n * F), dg = Uninit(n * F), du = Uninit(n * F);  // each assigned whole below
   k::MatMulBackward(s.a.data(), n, w.down_proj, dy, da.data(), G(gw.down_proj), /*accumulate_dx=*/false);
   k::SwiGLUBackward(s.g.data(), s.u.data(), da.data(), dg.data(), du.data(), n * F, s.sig.data());
-  k::MatMulBackward(x, n, w.gate_proj, dg.data(), dx, G(gw.gate_proj));
+  k::MatMulBackward(x, n, w.gate_proj, dg.data(), dx, G(gw.gate_proj), accumulate_dx);
   k::MatMulBackward(x, n, w.up_proj, du.data(), dx, G(gw.up_proj));
 }
 
@@ -222,6 +222,7 @@ struct MoeActs {
   std::vector<int64_t> slot_row;             // (N, K): the slot's row in its expert's batch
   std::vector<int64_t> order;                // ExpertTasks: the parallel schedule
   std::vector<MlpActs> expert;
+  std::vector<Vec> xe;                       // per expert: its gathered input rows (n, C)
   std::vector<Vec> ye;                       // per expert: its outputs (n, C)
   MlpActs shared;
   Vec dscores;                               // (N, E): balance-loss gradient, from the forward
@@ -298,6 +299,7 @@ double MoeForward(const Ctx& cx, const MoeWeights& w, const float* x, float* h, 
   load.resize(static_cast<size_t>(E));
   for (int64_t e = 0; e < E; ++e) load[e] = static_cast<int64_t>(s.slots[e].size());
   s.expert.assign(static_cast<size_t>(E), {});
+  s.xe.assign(static_cast<size_t>(E), {});
   s.ye.assign(static_cast<size_t>(E), {});
   // Experts run in parallel, one per thread, each single-threaded (OpenBLAS and the GEMV run on
   // one thread inside a parallel region): a few hundred rows each are too small to split well.
@@ -305,22 +307,17 @@ double MoeForward(const Ctx& cx, const MoeWeights& w, const float* x, float* h, 
   // routed experts' outputs are added into h afterwards in expert order, then the shared expert's
   // down projection, so h does not depend on the schedule or the thread count.
   s.order = ExpertTasks(load, w.has_shared);
-#pragma omp parallel
-  {
-    Vec xe;
-#pragma omp for schedule(dynamic, 1)
-    for (size_t i = 0; i < s.order.size(); ++i) {
-      const int64_t e = s.order[i];
-      if (e == kSharedTask) {
-        MlpHidden(w.shared_experts, x, N, s.shared);
-        continue;
-      }
-      const auto& slot = s.slots[e];
-      const int64_t n = load[e];
-      Gather(x, C, K, slot, xe);
-      s.ye[e] = Uninit(n * C);
-      MlpForward(w.experts[e], xe.data(), n, s.ye[e].data(), false, s.expert[e]);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (size_t i = 0; i < s.order.size(); ++i) {
+    const int64_t e = s.order[i];
+    if (e == kSharedTask) {
+      MlpHidden(w.shared_experts, x, N, s.shared);
+      continue;
     }
+    const int64_t n = load[e];
+    Gather(x, C, K, s.slots[e], s.xe[e]);
+    s.ye[e] = Uninit(n * C);
+    MlpForward(w.experts[e], s.xe[e].data(), n, s.ye[e].data(), false, s.expert[e]);
   }
   ScatterAddExperts(s, N, K, C, s.ye, /*weighted=*/true, h);
   if (w.has_shared) k::MatMul(s.shared.a.data(), N, w.shared_experts.down_proj, h, /*accumulate=*/true);
@@ -337,7 +334,7 @@ void MoeBackward(const Ctx& cx, const MoeWeights& w, const MoeWeights& gw, const
   // experts' parts in expert order after.
 #pragma omp parallel
   {
-    Vec xe, dye;
+    Vec dye;
 #pragma omp for schedule(dynamic, 1)
     for (size_t i = 0; i < s.order.size(); ++i) {
       const int64_t e = s.order[i];
@@ -347,7 +344,6 @@ void MoeBackward(const Ctx& cx, const MoeWeights& w, const MoeWeights& gw, const
       }
       const auto& slot = s.slots[e];
       const int64_t n = static_cast<int64_t>(slot.size());
-      Gather(x, C, K, slot, xe);
       dye.resize(static_cast<size_t>(n * C));  // assigned whole below
       for (int64_t j = 0; j < n; ++j) {
         const float* d = dh + (slot[j] / K) * C;
@@ -359,8 +355,9 @@ void MoeBackward(const Ctx& cx, const MoeWeights& w, const MoeWeights& gw, const
         }
         dweights[slot[j]] = static_cast<float>(dot);
       }
-      dxe[e] = Zeros(n * C);
-      MlpBackward(w.experts[e], gw.experts[e], xe.data(), n, s.expert[e], dye.data(), dxe[e].data());
+      dxe[e] = Uninit(n * C);
+      MlpBackward(w.experts[e], gw.experts[e], s.xe[e].data(), n, s.expert[e], dye.data(), dxe[e].data(),
+                  /*accumulate_dx=*/false);
     }
   }
   ScatterAddExperts(s, N, K, C, dxe, /*weighted=*/false, dx);

@@ -94,8 +94,8 @@ Result<DistillSummary> Distill(const DistillOptions& opts) {
   DistillSummary sum;
   Timer total, since_print;
   std::vector<float> probs;
+  store.ZeroGrad();  // from here on each optimizer step leaves them zero
   for (int64_t step = 0; step < tc.steps; ++step) {
-    store.ZeroGrad();
     double loss = 0, ce = 0, kl = 0;
     std::vector<std::vector<int64_t>> loads;
     for (int64_t k = 0; k < tc.grad_accum; ++k) {

@@ -114,6 +114,7 @@ Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(co
   }
   auto weights = store.Weights();
   auto grads = store.Grads();
+  store.ZeroGrad();  // from here on each optimizer step leaves them zero
   std::unique_ptr<ModelWeights> ref_weights = ref ? ref->Weights() : nullptr;
   // The inference engine on the live weights: rollouts see every update.
   DeepSeekV3 policy(config, store.Weights());
@@ -218,8 +219,7 @@ Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(co
     const double n_seqs = static_cast<double>(all.size());
     double kl_sum = 0, clipped = 0, entropy_sum = 0, loss_sum = 0;
     int64_t counted = 0;
-    for (int it = 0; it < opts.mu && !all.empty(); ++it) {
-      store.ZeroGrad();
+    for (int it = 0; it < opts.mu && !all.empty(); ++it) {  // each optimizer step leaves the gradients zero
       std::vector<std::vector<int64_t>> loads;
       double kl_it = 0, clipped_it = 0, ent_it = 0, loss_it = 0;
       for_rows([&](const std::vector<Sample*>& rows) {

@@ -24,8 +24,9 @@ class AdamW {
 
   // Global L2 norm of all trainable gradients.
   double GradNorm() const;
-  // Clips (when configured), then updates every trainable parameter with learning rate lr.
-  // Returns the gradient norm before clipping.
+  // Clips (when configured), then updates every trainable parameter with learning rate lr, and
+  // leaves every gradient zero: a training loop zeroes them once before its first step (and
+  // after a step it skips), not before every step. Returns the gradient norm before clipping.
   double Step(float lr) { return Step(lr, GradNorm()); }
   // The same with GradNorm() already computed by the caller (it reads every gradient once).
   double Step(float lr, double grad_norm);

@@ -111,9 +111,9 @@ Result<TrainSummary> Train(const TrainOptions& opts, const std::function<void(co
   int nonfinite_run = 0;
   const int64_t first_step = state.step;
   double last_loss = 0;
+  store.ZeroGrad();  // from here on each optimizer step leaves them zero
   for (int64_t step = state.step; step < opts.steps; ++step) {
     Timer step_timer;
-    store.ZeroGrad();
     LossReport acc;
     for (int64_t k = 0; k < opts.grad_accum; ++k) {
       TrainBatch batch;
@@ -144,6 +144,7 @@ Result<TrainSummary> Train(const TrainOptions& opts, const std::function<void(co
       UpdateCorrectionBias(&store, acc.expert_load, opts.bias_update_speed);
       last_loss = acc.loss;
     } else {
+      store.ZeroGrad();
       ++sum.skipped;
       ++nonfinite_run;
       LogInfo("step %lld: non-finite loss or gradient (loss %g, grad norm %g) — step skipped",
