@@ -3,10 +3,12 @@
 same model, batch, machine and thread count, and r1's model FLOP utilization against the machine's
 measured peak GEMM FLOP/s (a large f32 GEMM on the same threads).
 
-  /usr/bin/python3 bench/bench_train.py [--threads 2] [--steps 5] [--torch-blas-core r1|library] [--json]
+  /usr/bin/python3 bench/bench_train.py [--threads 2] [--steps 5] [--rounds 2] [--torch-blas-core r1|library] [--json]
 
 Model: `r1 new-model --preset moe-small` (hidden 512, 8 layers, 32 experts top-4 + 1 shared,
-MLA, MTP), f32 weights, batch 8 x 256 random tokens. Medians of the steps after the first.
+MLA, MTP), f32 weights, batch 8 x 256 random tokens. Runs alternate r1, PyTorch, r1, PyTorch, ...
+(`--rounds` pairs, as shared noisy cores call for); each run's first step is a warm-up, and the figures
+are medians over the remaining steps of all rounds.
 Both sides run the same OpenBLAS kernels by default: PyTorch links the same libopenblas, and is given the
 core r1 picks for itself (`--torch-blas-core library` leaves it the library's own pick instead, which
 on Debian 12 is the SSE3 "Prescott" core for AVX-512 Xeons). The peak GEMM is measured on that core too.
@@ -57,9 +59,11 @@ def run_r1(model, data, threads, steps, work):
     cmd = [R1, "pretrain", "--init", model, "--data", data, "--out", os.path.join(work, "r1out"), "--steps", str(steps),
            "--batch", str(B), "--seq", str(T), "--lr", "1e-4", "--no-shuffle", "--threads", str(threads),
            "--metrics", metrics]
+    if os.path.exists(metrics):
+        os.remove(metrics)
     subprocess.run(cmd, check=True, stderr=subprocess.DEVNULL)
     rows = [json.loads(l) for l in open(metrics)]
-    return statistics.median(r["step_seconds"] for r in rows[1:])
+    return [r["step_seconds"] for r in rows[1:]]
 
 
 def run_torch(model, ids, threads, steps):
@@ -81,7 +85,7 @@ def run_torch(model, ids, threads, steps):
         torch.nn.utils.clip_grad_norm_(list(m.params.values()), 1.0)
         opt.step()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times[1:])
+    return times[1:]
 
 
 def peak_gemm(threads):
@@ -101,7 +105,8 @@ def peak_gemm(threads):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=5, help="steps per side; medians over all but the first")
+    ap.add_argument("--steps", type=int, default=5, help="steps per run; the first is a warm-up")
+    ap.add_argument("--rounds", type=int, default=2, help="alternating r1 / PyTorch run pairs")
     ap.add_argument("--torch-blas-core", choices=["r1", "library"], default="r1")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
@@ -117,23 +122,31 @@ def main():
         ids = [rng.randrange(2, cfg["vocab_size"]) for _ in range(a.steps * B * T + 1)]
         data = os.path.join(work, "d.ids")
         open(data, "w").write(" ".join(map(str, ids)))
-        r1_s = run_r1(model, data, a.threads, a.steps, work)
-        torch_s = run_torch(model, ids, a.threads, a.steps)
+        r1_steps, torch_steps, load = [], [], [os.getloadavg()[0]]
+        for _ in range(a.rounds):
+            r1_steps += run_r1(model, data, a.threads, a.steps, work)
+            torch_steps += run_torch(model, ids, a.threads, a.steps)
+            load.append(os.getloadavg()[0])
+        r1_s, torch_s = statistics.median(r1_steps), statistics.median(torch_steps)
         peak = peak_gemm(a.threads)
     flops = model_flops_per_token(cfg) * B * T
-    res = {"threads": a.threads, "torch_blas_core": torch_core, "batch": B, "seq": T, "r1_step_seconds": r1_s, "torch_step_seconds": torch_s,
+    res = {"threads": a.threads, "torch_blas_core": torch_core, "rounds": a.rounds, "load_average_1min": load,
+           "r1_steps": r1_steps, "torch_steps": torch_steps, "batch": B, "seq": T, "r1_step_seconds": r1_s, "torch_step_seconds": torch_s,
            "r1_tokens_per_s": B * T / r1_s, "torch_tokens_per_s": B * T / torch_s, "speedup_vs_torch": torch_s / r1_s,
            "model_gflop_per_step": flops / 1e9, "peak_gemm_gflops": peak / 1e9, "mfu": flops / r1_s / peak}
     if a.json:
         print(json.dumps(res, indent=1))
     else:
-        print(f"moe-small, batch {B} x {T}, {a.threads} threads (medians over steps 2..{a.steps}), "
-              f"PyTorch's OpenBLAS core: {torch_core}")
+        print(f"moe-small, batch {B} x {T}, {a.threads} threads (medians of steps 2..{a.steps} over {a.rounds} "
+              f"alternating rounds), PyTorch's OpenBLAS core: {torch_core}")
         print(f"r1       {res['r1_step_seconds']:.2f} s/step  {res['r1_tokens_per_s']:.0f} tokens/s")
         print(f"PyTorch  {res['torch_step_seconds']:.2f} s/step  {res['torch_tokens_per_s']:.0f} tokens/s")
         print(f"ratio    {res['speedup_vs_torch']:.2f}x the PyTorch reference step")
         print(f"MFU      {100 * res['mfu']:.1f}% ({res['model_gflop_per_step']:.0f} GFLOP per step against a measured "
               f"GEMM peak of {res['peak_gemm_gflops']:.0f} GFLOP/s)")
+        print("steps    r1 " + " ".join(f"{x:.2f}" for x in r1_steps) + " | PyTorch " +
+              " ".join(f"{x:.2f}" for x in torch_steps))
+        print("load average (1 min) before and after each round: " + ", ".join(f"{x:.2f}" for x in load))
 
 
 if __name__ == "__main__":
