@@ -102,6 +102,66 @@ inline __m512 Sigmoid16(__m512 z) {
 }
 #endif
 
+#if defined(__AVX512F__)
+// expf for 16 lanes with exactly the C library's results: glibc's expf (its FMA build, which it
+// selects on every CPU with AVX-512) evaluated in the same order, 8 doubles at a time:
+//   k = round(x·32/ln2), r = x·32/ln2 − k,  exp(x) = 2^(k/32) · (1 + C2·r + C1·r² + C0·r³),
+// 2^(k/32) from a 32-entry table of 2^(i/32) with k/32's integer part added to the exponent bits.
+// Where a kernel must keep std::exp's bits (SwiGLU: training tests compare against a reference
+// within the f32 noise, and any change of rounding moves it), this is the fast path. Lanes with
+// |x| >= 88 or NaN take std::exp itself. tests/kernels/vec_exp_test.cc compares every lane against
+// std::exp bit for bit.
+struct ExpfTable {
+  alignas(64) uint64_t t[32];
+  ExpfTable() {
+    for (int i = 0; i < 32; ++i) {  // bits of 2^(i/32), correctly rounded, minus i << 47
+      const double v = static_cast<double>(exp2l(static_cast<long double>(i) / 32.0L));
+      uint64_t b;
+      __builtin_memcpy(&b, &v, 8);
+      t[i] = b - (static_cast<uint64_t>(i) << 47);
+    }
+  }
+};
+inline const ExpfTable& ExpfTab() {
+  static const ExpfTable tab;
+  return tab;
+}
+
+inline __m256 ExpAsLibm8(__m256 xf) {
+  const __m512d xd = _mm512_cvtps_pd(xf);
+  const __m512d inv_ln2_n = _mm512_set1_pd(0x1.71547652b82fep+0 * 32), shift = _mm512_set1_pd(0x1.8p+52);
+  const __m512d kds = _mm512_fmadd_pd(inv_ln2_n, xd, shift);
+  const __m512i ki = _mm512_castpd_si512(kds);
+  const __m512d kd = _mm512_sub_pd(kds, shift);
+  const __m512d r = _mm512_fmsub_pd(inv_ln2_n, xd, kd);
+  const __m512i idx = _mm512_and_si512(ki, _mm512_set1_epi64(31));
+  const __m512i t = _mm512_add_epi64(_mm512_i64gather_epi64(idx, ExpfTab().t, 8), _mm512_slli_epi64(ki, 47));
+  const __m512d z = _mm512_fmadd_pd(_mm512_set1_pd(0x1.c6af84b912394p-5 / 32 / 32 / 32), r,
+                                    _mm512_set1_pd(0x1.ebfce50fac4f3p-3 / 32 / 32));
+  const __m512d r2 = _mm512_mul_pd(r, r);
+  __m512d y = _mm512_fmadd_pd(_mm512_set1_pd(0x1.62e42ff0c52d6p-1 / 32), r, _mm512_set1_pd(1.0));
+  y = _mm512_fmadd_pd(z, r2, y);
+  return _mm512_cvtpd_ps(_mm512_mul_pd(y, _mm512_castsi512_pd(t)));
+}
+
+inline __m512 ExpAsLibm16(__m512 x) {
+  __m512 e = _mm512_insertf32x8(_mm512_castps256_ps512(ExpAsLibm8(_mm512_castps512_ps256(x))),
+                                ExpAsLibm8(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1))), 1);
+  // |x| >= 88 (top 12 bits of the magnitude >= those of 88.0f), inf or NaN: the library's own path.
+  const __m512i top = _mm512_and_si512(_mm512_srli_epi32(_mm512_castps_si512(x), 20), _mm512_set1_epi32(0x7ff));
+  const __mmask16 special = _mm512_cmpgt_epi32_mask(top, _mm512_set1_epi32(0x42a));
+  if (special) {
+    alignas(64) float xs[16], es[16];
+    _mm512_store_ps(xs, x);
+    _mm512_store_ps(es, e);
+    for (int i = 0; i < 16; ++i)
+      if (special >> i & 1) es[i] = std::exp(xs[i]);
+    e = _mm512_load_ps(es);
+  }
+  return e;
+}
+#endif
+
 }  // namespace r1::kernels
 
 #pragma GCC diagnostic pop
