@@ -3,7 +3,8 @@
 same model, batch, machine and thread count, and r1's model FLOP utilization against the machine's
 measured peak GEMM FLOP/s (a large f32 GEMM on the same threads).
 
-  /usr/bin/python3 bench/bench_train.py [--threads 2] [--steps 5] [--rounds 2] [--torch-blas-core r1|library] [--json]
+  /usr/bin/python3 bench/bench_train.py [--threads 2] [--steps 5] [--rounds 2] [--torch-blas-core r1|library]
+      [--torch-omp-wait-policy PASSIVE|ACTIVE|unset] [--json]
 
 Model: `r1 new-model --preset moe-small` (hidden 512, 8 layers, 32 experts top-4 + 1 shared,
 MLA, MTP), f32 weights, batch 8 x 256 random tokens. Runs alternate r1, PyTorch, r1, PyTorch, ...
@@ -12,6 +13,9 @@ are medians over the remaining steps of all rounds.
 Both sides run the same OpenBLAS kernels by default: PyTorch links the same libopenblas, and is given the
 core r1 picks for itself (`--torch-blas-core library` leaves it the library's own pick instead, which
 on Debian 12 is the SSE3 "Prescott" core for AVX-512 Xeons). The peak GEMM is measured on that core too.
+Each side runs with OpenMP's wait policy at its faster setting here: r1 with OMP_WAIT_POLICY unset (it sets
+its own spin count), PyTorch unset too by default (`--torch-omp-wait-policy`; measured A B on this step:
+10.3-13.4 s unset against 11.9-16.8 s with PASSIVE, which bench_grpo.py keeps for the GRPO step).
 Needs Debian's python3-torch. Timings are printed, never asserted.
 """
 import argparse
@@ -61,7 +65,10 @@ def run_r1(model, data, threads, steps, work):
            "--metrics", metrics]
     if os.path.exists(metrics):
         os.remove(metrics)
-    subprocess.run(cmd, check=True, stderr=subprocess.DEVNULL)
+    # r1 sets its own OpenMP spin policy; the PASSIVE wait policy meant for PyTorch (set in this process's
+    # environment) slowed its step by ~4 % when it was inherited.
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    subprocess.run(cmd, check=True, stderr=subprocess.DEVNULL, env=env)
     rows = [json.loads(l) for l in open(metrics)]
     return [r["step_seconds"] for r in rows[1:]]
 
@@ -108,9 +115,13 @@ def main():
     ap.add_argument("--steps", type=int, default=5, help="steps per run; the first is a warm-up")
     ap.add_argument("--rounds", type=int, default=2, help="alternating r1 / PyTorch run pairs")
     ap.add_argument("--torch-blas-core", choices=["r1", "library"], default="r1")
+    ap.add_argument("--torch-omp-wait-policy", default="unset", choices=["PASSIVE", "ACTIVE", "unset"])
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if a.torch_omp_wait_policy == "unset":
+        os.environ.pop("OMP_WAIT_POLICY", None)
+    else:
+        os.environ["OMP_WAIT_POLICY"] = a.torch_omp_wait_policy
     # PyTorch is imported below, after this; OpenBLAS reads OPENBLAS_CORETYPE when it loads.
     torch_core = set_torch_core(R1, a.torch_blas_core, os.environ)
     with tempfile.TemporaryDirectory() as work:
@@ -130,7 +141,8 @@ def main():
         r1_s, torch_s = statistics.median(r1_steps), statistics.median(torch_steps)
         peak = peak_gemm(a.threads)
     flops = model_flops_per_token(cfg) * B * T
-    res = {"threads": a.threads, "torch_blas_core": torch_core, "rounds": a.rounds, "load_average_1min": load,
+    res = {"threads": a.threads, "torch_blas_core": torch_core, "torch_omp_wait_policy": a.torch_omp_wait_policy,
+           "rounds": a.rounds, "load_average_1min": load,
            "r1_steps": r1_steps, "torch_steps": torch_steps, "batch": B, "seq": T, "r1_step_seconds": r1_s, "torch_step_seconds": torch_s,
            "r1_tokens_per_s": B * T / r1_s, "torch_tokens_per_s": B * T / torch_s, "speedup_vs_torch": torch_s / r1_s,
            "model_gflop_per_step": flops / 1e9, "peak_gemm_gflops": peak / 1e9, "mfu": flops / r1_s / peak}
@@ -138,7 +150,8 @@ def main():
         print(json.dumps(res, indent=1))
     else:
         print(f"moe-small, batch {B} x {T}, {a.threads} threads (medians of steps 2..{a.steps} over {a.rounds} "
-              f"alternating rounds), PyTorch's OpenBLAS core: {torch_core}")
+              f"alternating rounds), PyTorch's OpenBLAS core: {torch_core}, OMP_WAIT_POLICY "
+              f"{a.torch_omp_wait_policy}")
         print(f"r1       {res['r1_step_seconds']:.2f} s/step  {res['r1_tokens_per_s']:.0f} tokens/s")
         print(f"PyTorch  {res['torch_step_seconds']:.2f} s/step  {res['torch_tokens_per_s']:.0f} tokens/s")
         print(f"ratio    {res['speedup_vs_torch']:.2f}x the PyTorch reference step")
