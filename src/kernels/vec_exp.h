@@ -94,14 +94,6 @@ inline float MaxOf(const float* x, int64_t n) {
   return m;
 }
 
-// σ(z) = 1 / (1 + exp(−z)) for 16 lanes.
-#if defined(__AVX512F__)
-inline __m512 Sigmoid16(__m512 z) {
-  const __m512 one = _mm512_set1_ps(1.0f);
-  return _mm512_div_ps(one, _mm512_add_ps(one, Exp16(_mm512_sub_ps(_mm512_setzero_ps(), z))));
-}
-#endif
-
 #if defined(__AVX512F__)
 // expf for 16 lanes with exactly the C library's results: glibc's expf (its FMA build, which it
 // selects on every CPU with AVX-512) evaluated in the same order, 8 doubles at a time:
