@@ -78,6 +78,7 @@ int main(int argc, char** argv) {
   int64_t tokens = 64, prompt = 32;
   int reps = 5, threads = 0;
   bool json = false;
+  r1::io::LoadOptions load;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> const char* {
@@ -93,10 +94,11 @@ int main(int argc, char** argv) {
     else if (a == "--reps") reps = std::atoi(next());
     else if (a == "--threads") threads = std::atoi(next());
     else if (a == "--json") json = true;
+    else if (a == "--no-mmap") load.mmap = false;
     else if (!a.empty() && a[0] != '-' && dir.empty()) dir = a;
     else {
       std::fprintf(stderr, "usage: bench_serve MODEL_DIR [--streams 1,4,16] [--tokens N] [--prompt N] [--reps N] "
-                           "[--threads N] [--json]\n");
+                           "[--threads N] [--no-mmap] [--json]\n");
       return 2;
     }
   }
@@ -105,7 +107,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (threads > 0) omp_set_num_threads(threads);
-  auto model = r1::DeepSeekV3::Load(dir);
+  auto model = r1::DeepSeekV3::Load(dir, load);
   if (!model.ok()) {
     std::fprintf(stderr, "bench_serve: %s\n", model.status().ToString().c_str());
     return 1;

@@ -39,8 +39,7 @@ class MappedFile {
   std::string path_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
-  bool mapped_ = false;
-  std::vector<uint8_t> owned_;
+  size_t mapped_size_ = 0;  // bytes to munmap: the file mapping, or the loaded copy
 };
 
 }  // namespace r1
