@@ -52,6 +52,14 @@ int64_t RoundUp(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 // port, not the FMAs, was the limit). Every such loop carries this.
 #define R1_UNROLL _Pragma("GCC unroll 16")
 
+// A loaded input vector that feeds R FMAs: left to itself GCC folds the load into each of them,
+// loading it R times, and with R = 2 the batched f32 kernel is then bound by the load ports
+// (K = 256, 12 inputs: 5.2 -> 4.7 ns per row and input when the vector is held in a register).
+inline __m512 InRegister(__m512 v) {
+  __asm__("" : "+v"(v));
+  return v;
+}
+
 // Horizontal sum as a tree in registers (8+8, 4+4, 2+2, 1+1): a handful of shuffles instead of
 // sixteen dependent scalar adds, which matters when K is small and every (row, input) pair ends
 // in one. The same order for every pair, so T == 1 and batched rows still agree bit for bit.
@@ -153,7 +161,8 @@ void RowsF32(const float* __restrict x, int64_t xs, const float* __restrict w, i
     }
     R1_UNROLL
     for (int j = 0; j < J; ++j) {
-      const __m512 x0 = _mm512_loadu_ps(x + j * xs + k), x1 = _mm512_loadu_ps(x + j * xs + k + 16);
+      const __m512 x0 = InRegister(_mm512_loadu_ps(x + j * xs + k));
+      const __m512 x1 = InRegister(_mm512_loadu_ps(x + j * xs + k + 16));
       R1_UNROLL
       for (int r = 0; r < R; ++r) {
         a0[r][j] = _mm512_fmadd_ps(x0, w0[r], a0[r][j]);
@@ -210,7 +219,8 @@ void RowsBf16(const float* __restrict xp, int64_t xs, const uint16_t* __restrict
     }
     R1_UNROLL
     for (int j = 0; j < J; ++j) {
-      const __m512 xe = _mm512_loadu_ps(xp + j * xs + k), xo = _mm512_loadu_ps(xp + j * xs + k + 16);
+      const __m512 xe = InRegister(_mm512_loadu_ps(xp + j * xs + k));
+      const __m512 xo = InRegister(_mm512_loadu_ps(xp + j * xs + k + 16));
       R1_UNROLL
       for (int r = 0; r < R; ++r) {
         a0[r][j] = _mm512_fmadd_ps(xe, we[r], a0[r][j]);
