@@ -60,15 +60,49 @@ inline __m512 InRegister(__m512 v) {
   return v;
 }
 
-// Horizontal sum as a tree in registers (8+8, 4+4, 2+2, 1+1): a handful of shuffles instead of
-// sixteen dependent scalar adds, which matters when K is small and every (row, input) pair ends
-// in one. The same order for every pair, so T == 1 and batched rows still agree bit for bit.
-inline float HSum(__m512 v) {
-  const __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
-  __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-  s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-  s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
-  return _mm_cvtss_f32(s4);
+// out[i] = the sum of v[i]'s 16 lanes, i < N <= 16, each as the same tree (lanes l + 8, then
+// + 4, + 2, + 1): the same order for every (row, input) pair, so T == 1 and batched rows agree
+// bit for bit. The N trees run as one transposing reduction — each shuffle + add step serves two
+// vectors — so the epilogue of a 2 x 6 pass is 36 vector operations instead of ~100, which
+// matters when K is small (8 steps of 32 at K = 256). Vector 4p + q's sum lands in lane 4q + p.
+template <int N>
+inline void HSumMany(const __m512* v, float* out) {
+  static_assert(N >= 1 && N <= 16);
+  constexpr int n1 = (N + 1) / 2, n2 = (n1 + 1) / 2, n3 = (n2 + 1) / 2;
+  const __m512 z = _mm512_setzero_ps();
+  __m512 c[n1], d[n2], e[n3];
+  R1_UNROLL
+  for (int i = 0; i < n1; ++i) {  // 8 + 8: [a's | b's] sums of lanes l and l + 8
+    const __m512 a = v[2 * i], b = 2 * i + 1 < N ? v[2 * i + 1] : z;
+    c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xee));
+  }
+  R1_UNROLL
+  for (int i = 0; i < n2; ++i) {  // 4 + 4: one 128-bit quarter per vector
+    const __m512 a = c[2 * i], b = 2 * i + 1 < n1 ? c[2 * i + 1] : z;
+    d[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x88), _mm512_shuffle_f32x4(a, b, 0xdd));
+  }
+  R1_UNROLL
+  for (int i = 0; i < n3; ++i) {  // 2 + 2 within each quarter
+    const __m512 a = d[2 * i], b = 2 * i + 1 < n2 ? d[2 * i + 1] : z;
+    e[i] = _mm512_add_ps(_mm512_shuffle_ps(a, b, 0x44), _mm512_shuffle_ps(a, b, 0xee));
+  }
+  const __m512 a = e[0], b = n3 > 1 ? e[1] : z;  // 1 + 1
+  const __m512 f = _mm512_add_ps(_mm512_shuffle_ps(a, b, 0x88), _mm512_shuffle_ps(a, b, 0xdd));
+  alignas(64) float t[16];
+  _mm512_store_ps(t, f);
+  R1_UNROLL
+  for (int i = 0; i < N; ++i) out[i] = t[4 * (i % 4) + i / 4];
+}
+
+// res[j·rs + r] = the lane sum of s[j·R + r].
+template <int R, int J>
+inline void StoreDots(const __m512* s, float* res, int64_t rs) {
+  float dots[R * J];
+  HSumMany<R * J>(s, dots);
+  R1_UNROLL
+  for (int r = 0; r < R; ++r)
+    R1_UNROLL
+    for (int j = 0; j < J; ++j) res[j * rs + r] = dots[j * R + r];
 }
 
 constexpr int64_t kBf16Chunk = 32;  // weights per 64-byte load
@@ -191,10 +225,12 @@ void RowsF32(const float* __restrict x, int64_t xs, const float* __restrict w, i
       }
     }
   }
+  __m512 s[R * J];
   R1_UNROLL
   for (int r = 0; r < R; ++r)
     R1_UNROLL
-    for (int j = 0; j < J; ++j) res[j * rs + r] = HSum(_mm512_add_ps(a0[r][j], a1[r][j]));
+    for (int j = 0; j < J; ++j) s[j * R + r] = _mm512_add_ps(a0[r][j], a1[r][j]);
+  StoreDots<R, J>(s, res, rs);
 }
 
 // R rows of bf16 weights; x from PrepareXBf16; pf as for RowsF32.
@@ -228,10 +264,12 @@ void RowsBf16(const float* __restrict xp, int64_t xs, const uint16_t* __restrict
       }
     }
   }
+  __m512 s[R * J];
   R1_UNROLL
   for (int r = 0; r < R; ++r)
     R1_UNROLL
-    for (int j = 0; j < J; ++j) res[j * rs + r] = HSum(_mm512_add_ps(a0[r][j], a1[r][j]));
+    for (int j = 0; j < J; ++j) s[j * R + r] = _mm512_add_ps(a0[r][j], a1[r][j]);
+  StoreDots<R, J>(s, res, rs);
 }
 
 // R rows of fp8 weights; x from PrepareXFp8; pf as for RowsF32; srow[r]: that row's block
@@ -296,10 +334,12 @@ void RowsFp8(const float* __restrict xp, int64_t xs, const uint8_t* __restrict w
         total[r][j] = _mm512_fmadd_ps(_mm512_add_ps(a0[r][j], a1[r][j]), s, total[r][j]);
     }
   }
+  __m512 s[R * J];
   R1_UNROLL
   for (int r = 0; r < R; ++r)
     R1_UNROLL
-    for (int j = 0; j < J; ++j) res[j * rs + r] = HSum(total[r][j]);
+    for (int j = 0; j < J; ++j) s[j * R + r] = total[r][j];
+  StoreDots<R, J>(s, res, rs);
 }
 
 // Inputs per pass of the batched kernels and rows per pass for T > 1, per dtype: 2·R·J
