@@ -1,7 +1,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 
 #include "core/dtype.h"
 #include "core/file.h"
@@ -95,6 +97,21 @@ TEST(File, AtomicWriteAndMap) {
     EXPECT_EQ(std::string(reinterpret_cast<const char*>((*f)->data()), 5), "hello");
   }
   EXPECT_EQ(MappedFile::Open(path + ".missing", false).status().code(), StatusCode::kNotFound);
+  std::remove(path.c_str());
+}
+
+// Read into memory, a file spanning several 2 MiB pages and ending inside one: every byte arrives
+// and the copy starts page-aligned (the GEMV's weight loads then start on cache lines).
+TEST(File, LoadIntoMemoryAcrossHugePages) {
+  const std::string path = ::testing::TempDir() + "/r1_core_big.bin";
+  std::string bytes((size_t{3} << 20) + 17, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>((i * 131) ^ (i >> 12));
+  ASSERT_TRUE(WriteFileAtomic(path, bytes).ok());
+  auto f = MappedFile::Open(path, /*load_into_memory=*/true);
+  ASSERT_TRUE(f.ok());
+  ASSERT_EQ((*f)->size(), bytes.size());
+  EXPECT_EQ(reinterpret_cast<uintptr_t>((*f)->data()) % 4096, 0u);
+  EXPECT_EQ(std::memcmp((*f)->data(), bytes.data(), bytes.size()), 0);
   std::remove(path.c_str());
 }
 
