@@ -114,7 +114,7 @@ constexpr int64_t kFp8Chunk = 64;
 // steps and the hardware prefetcher loses it; 4 KiB ahead, i.e. into the row groups that come
 // next, took moe-small bf16 decode from ~205 to ~255 tokens/s on one stream and from ~505 to
 // ~570 on 16 (2 KiB: no gain on one stream; 8 KiB: less on 16); its fp8 variant went 205 -> 259-266
-// (with the input-register and epilogue changes below).
+// (together with InRegister and HSumMany above).
 int64_t PrefetchBytes(DType dtype, int64_t row_bytes) {
   if (row_bytes <= 2048) return 4096;
   return dtype == DType::kF32 ? 0 : 512;
