@@ -44,7 +44,7 @@ void SwiGLU(const float* gate, const float* up, float* out, int64_t n, float* si
 void SwiGLUBackward(const float* gate, const float* up, const float* dout, float* dgate, float* dup, int64_t n,
                     const float* sigmoid) {
   for (int64_t i = 0; i < n; ++i) {
-    const float g = gate[i], u = up[i], s = sigmoid ? sigmoid[i] : 1.0f / (1.0f + std::exp(-g));
+    const float g = gate[i], u = up[i], s = sigmoid ? sigmoid[i] : Sigmoid(g);
     const float dg = dout[i] * u * s * (1.0f + g * (1.0f - s));
     dup[i] = dout[i] * g * s;
     dgate[i] = dg;

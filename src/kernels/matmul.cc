@@ -349,12 +349,11 @@ void RowsFp8(const float* __restrict xp, int64_t xs, const uint8_t* __restrict w
 constexpr int kBatchInputs = 6;
 constexpr int BatchRows(DType d) { return d == DType::kF8E4M3 ? 1 : 2; }
 
-// R rows at n of any dtype, J inputs (input j at x + j·xs); res[j·kRows + r].
+// R rows at n of any dtype, J inputs (input j at x + j·xs), prefetching pf weights ahead;
+// res[j·kRows + r].
 template <int R, int J>
-void RowsAny(const float* x, int64_t xs, const TensorView& w, int64_t n, float* res) {
+void RowsAny(const float* x, int64_t xs, const TensorView& w, int64_t pf, int64_t n, float* res) {
   const int64_t K = w.cols();
-  const int64_t esize = static_cast<int64_t>(DTypeSize(w.dtype));
-  const int64_t pf = PrefetchBytes(w.dtype, K * esize) / esize;  // in weights
   switch (w.dtype) {
     case DType::kF32:
       RowsF32<R, J>(x, xs, static_cast<const float*>(w.data) + n * K, K, pf, res, kRows);
@@ -375,21 +374,21 @@ void RowsAny(const float* x, int64_t xs, const TensorView& w, int64_t n, float* 
 
 // R rows at n for all T inputs, kBatchInputs at a time; res[t·kRows + r].
 template <int R>
-void PassRows(const float* x, int64_t xs, int64_t T, const TensorView& w, int64_t n, float* res) {
+void PassRows(const float* x, int64_t xs, int64_t T, const TensorView& w, int64_t pf, int64_t n, float* res) {
   if constexpr (R == kRows && R != 1) {
     R1_CHECK_EQ(T, 1);
-    RowsAny<R, 1>(x, xs, w, n, res);
+    RowsAny<R, 1>(x, xs, w, pf, n, res);
   } else {
     for (int64_t t0 = 0; t0 < T; t0 += kBatchInputs) {
       const float* xt = x + t0 * xs;
       float* rt = res + t0 * kRows;
       switch (std::min<int64_t>(kBatchInputs, T - t0)) {
-        case 1: RowsAny<R, 1>(xt, xs, w, n, rt); break;
-        case 2: RowsAny<R, 2>(xt, xs, w, n, rt); break;
-        case 3: RowsAny<R, 3>(xt, xs, w, n, rt); break;
-        case 4: RowsAny<R, 4>(xt, xs, w, n, rt); break;
-        case 5: RowsAny<R, 5>(xt, xs, w, n, rt); break;
-        default: RowsAny<R, kBatchInputs>(xt, xs, w, n, rt); break;
+        case 1: RowsAny<R, 1>(xt, xs, w, pf, n, rt); break;
+        case 2: RowsAny<R, 2>(xt, xs, w, pf, n, rt); break;
+        case 3: RowsAny<R, 3>(xt, xs, w, pf, n, rt); break;
+        case 4: RowsAny<R, 4>(xt, xs, w, pf, n, rt); break;
+        case 5: RowsAny<R, 5>(xt, xs, w, pf, n, rt); break;
+        default: RowsAny<R, kBatchInputs>(xt, xs, w, pf, n, rt); break;
       }
     }
   }
@@ -402,14 +401,16 @@ void RowsPrepared(const float* xp, int64_t xs, int64_t T, const TensorView& w, i
   R1_CHECK(T >= 1 && T <= kMaxBatch);
   float res[kRows * kMaxBatch];
   const int64_t group = T == 1 ? kRows : BatchRows(w.dtype);
+  const int64_t esize = static_cast<int64_t>(DTypeSize(w.dtype));
+  const int64_t pf = PrefetchBytes(w.dtype, w.cols() * esize) / esize;  // in weights
   for (int64_t n = row_begin; n < row_end;) {
     const int64_t rows = std::min(group, row_end - n);
     if (rows == kRows && T == 1) {
-      PassRows<kRows>(xp, xs, T, w, n, res);
+      PassRows<kRows>(xp, xs, T, w, pf, n, res);
     } else if (rows == 2) {
-      PassRows<2>(xp, xs, T, w, n, res);
+      PassRows<2>(xp, xs, T, w, pf, n, res);
     } else {
-      for (int64_t r = 0; r < rows; ++r) PassRows<1>(xp, xs, T, w, n + r, res + r);
+      for (int64_t r = 0; r < rows; ++r) PassRows<1>(xp, xs, T, w, pf, n + r, res + r);
     }
     for (int64_t t = 0; t < T; ++t)
       for (int64_t r = 0; r < rows; ++r) {
