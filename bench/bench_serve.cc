@@ -9,7 +9,10 @@
 // request decodes exactly --tokens tokens), waits for all, and reports the decode-step tokens per
 // second of decode time (prefill excluded) from the engine's counters. The stream counts are
 // interleaved within every repetition (A/B/A/B…) so that a noisy neighbour on a shared core hits
-// all of them alike; the medians are reported with the ratio to one stream.
+// all of them alike; the medians are reported with the ratio to one stream. Beside them: the
+// memory the decode steps streamed per token (weights once per product, embedding rows, latent
+// cache; DeepSeekV3::BytesStreamed), the rate they streamed it at, and the traffic bound — the
+// ratio to the first stream count that memory traffic allows when every step streams at one rate.
 #include <omp.h>
 
 #include <algorithm>
@@ -47,8 +50,12 @@ std::vector<int> ParseInts(const char* s) {
   return v;
 }
 
-// Decode tokens/s of S concurrent streams.
-double Measure(Engine& engine, int S, int64_t prompt_len, int64_t tokens, uint64_t seed) {
+// Decode tokens/s of S concurrent streams, and the memory the decode steps streamed.
+struct Measurement {
+  double tokens_per_second, bytes_per_token, bytes_per_second;
+};
+
+Measurement Measure(Engine& engine, int S, int64_t prompt_len, int64_t tokens, uint64_t seed) {
   const int64_t V = engine.model().config().vocab_size;
   r1::Rng rng(seed);
   auto q = std::make_shared<r1::EventQueue>();
@@ -66,7 +73,9 @@ double Measure(Engine& engine, int S, int64_t prompt_len, int64_t tokens, uint64
     for (const r1::EngineEvent& e : q->Pop(100)) done += e.finish != r1::FinishReason::kNone;
   const r1::EngineStats after = engine.Stats();
   const double sec = after.decode_seconds - before.decode_seconds;
-  return static_cast<double>(after.generated_tokens - before.generated_tokens) / sec;
+  const double made = static_cast<double>(after.generated_tokens - before.generated_tokens);
+  const double bytes = static_cast<double>(after.decode_bytes - before.decode_bytes);
+  return {made / sec, bytes / made, bytes / sec};
 }
 
 }  // namespace
@@ -118,17 +127,29 @@ int main(int argc, char** argv) {
   eo.max_queue = eo.max_batch;
   Engine engine(**model, eo);
   Measure(engine, streams[0], prompt, 4, 1);  // warm-up: page in the weights
-  std::map<int, std::vector<double>> tps;
+  std::map<int, std::vector<double>> tps, per_token, rate;
   for (int r = 0; r < reps; ++r)
-    for (int s : streams) tps[s].push_back(Measure(engine, s, prompt, tokens, 100 + r));
-  const double base = Median(tps[streams[0]]);
+    for (int s : streams) {
+      const Measurement m = Measure(engine, s, prompt, tokens, 100 + r);
+      tps[s].push_back(m.tokens_per_second);
+      per_token[s].push_back(m.bytes_per_token);
+      rate[s].push_back(m.bytes_per_second);
+    }
+  const double base = Median(tps[streams[0]]), base_bytes = Median(per_token[streams[0]]);
   nlohmann::json report = {{"model", dir}, {"threads", omp_get_max_threads()}, {"tokens", tokens},
                            {"prompt", prompt}, {"reps", reps}};
-  if (!json) std::printf("%8s %14s %14s %10s\n", "streams", "tokens/s", "per stream", "vs 1");
+  // "traffic bound": the ratio memory traffic allows, were every step to stream at one rate:
+  // the first stream count's bytes per token over this one's.
+  if (!json)
+    std::printf("%8s %12s %12s %8s %10s %8s %14s\n", "streams", "tokens/s", "per stream", "vs 1", "MB/token",
+                "GB/s", "traffic bound");
   for (int s : streams) {
-    const double m = Median(tps[s]);
-    report["results"].push_back({{"streams", s}, {"tokens_per_second", m}, {"runs", tps[s]}, {"ratio", m / base}});
-    if (!json) std::printf("%8d %14.1f %14.1f %9.2fx\n", s, m, m / s, m / base);
+    const double m = Median(tps[s]), b = Median(per_token[s]), g = Median(rate[s]);
+    report["results"].push_back({{"streams", s}, {"tokens_per_second", m}, {"runs", tps[s]}, {"ratio", m / base},
+                                 {"bytes_per_token", b}, {"bytes_per_second", g}, {"traffic_bound", base_bytes / b}});
+    if (!json)
+      std::printf("%8d %12.1f %12.1f %7.2fx %10.1f %8.1f %13.2fx\n", s, m, m / s, m / base, b / 1e6, g / 1e9,
+                  base_bytes / b);
   }
   if (json) std::printf("%s\n", report.dump(2).c_str());
   return 0;

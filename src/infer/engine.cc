@@ -200,8 +200,22 @@ void Engine::Step() {
   }
   std::vector<float> logits(static_cast<size_t>(B * V));
   Timer timer;
+  const uint64_t bytes0 = model_.BytesStreamed();
   const Status st = model_.DecodeBatch(ids.data(), B, caches.data(), logits.data());
   const double sec = timer.Seconds();
+  const uint64_t bytes = model_.BytesStreamed() - bytes0;
+  {
+    // Counted before the tokens go out: a client that has seen its last token then reads
+    // counters that include the step that made it.
+    std::lock_guard<std::mutex> lk(mu_);
+    ++stats_.decode_steps;
+    stats_.decode_seconds += sec;
+    stats_.decode_bytes += bytes;
+    stats_.generated_tokens += B;
+    const double now = Now();
+    recent_.emplace_back(now, B);
+    while (!recent_.empty() && now - recent_.front().first > kRateWindow) recent_.pop_front();
+  }
   std::vector<std::unique_ptr<Sequence>> keep;
   for (int64_t b = 0; b < B; ++b) {
     Sequence& s = *active_[b];
@@ -212,13 +226,6 @@ void Engine::Step() {
     }
   }
   active_ = std::move(keep);
-  std::lock_guard<std::mutex> lk(mu_);
-  ++stats_.decode_steps;
-  stats_.decode_seconds += sec;
-  stats_.generated_tokens += B;
-  const double now = Now();
-  recent_.emplace_back(now, B);
-  while (!recent_.empty() && now - recent_.front().first > kRateWindow) recent_.pop_front();
 }
 
 void Engine::Loop() {

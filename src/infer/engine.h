@@ -94,6 +94,7 @@ struct EngineStats {
   int64_t decode_steps = 0;
   double prefill_seconds = 0;
   double decode_seconds = 0;
+  uint64_t decode_bytes = 0;       // memory the decode steps streamed (DeepSeekV3::BytesStreamed)
   int64_t queue_depth = 0;
   int64_t active = 0;              // sequences in the running batch
   int64_t max_batch = 0;

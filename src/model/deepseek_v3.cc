@@ -32,17 +32,22 @@ DeepSeekV3::DeepSeekV3(ModelConfig config, std::unique_ptr<ModelWeights> weights
   softmax_scale_ = config_.SoftmaxScale();
 }
 
+void DeepSeekV3::Product(const float* x, int64_t T, const TensorView& w, float* out, bool accumulate) const {
+  Streamed(w.nbytes());
+  k::MatMul(x, T, w, out, accumulate);
+}
+
 void DeepSeekV3::Query(const LayerWeights& lw, const float* x, int64_t T, const int32_t* pos, float* q) const {
   const ModelConfig& c = config_;
   const int64_t H = c.num_attention_heads, Dqk = c.qk_head_dim();
   if (c.q_lora_rank > 0) {
     // cq (T, q_lora_rank) = RMSNorm(x · q_a_projᵀ); q = cq · q_b_projᵀ
     std::vector<float> cq(static_cast<size_t>(T * c.q_lora_rank));
-    k::MatMul(x, T, lw.attn.q_a_proj, cq.data());
+    Product(x, T, lw.attn.q_a_proj, cq.data());
     k::RmsNorm(cq.data(), lw.attn.q_a_layernorm, T, c.q_lora_rank, static_cast<float>(c.rms_norm_eps), cq.data());
-    k::MatMul(cq.data(), T, lw.attn.q_b_proj, q);
+    Product(cq.data(), T, lw.attn.q_b_proj, q);
   } else {
-    k::MatMul(x, T, lw.attn.q_proj, q);
+    Product(x, T, lw.attn.q_proj, q);
   }
   // q: (T, H, Dqk); rotate the last Dr of every head.
   k::RopeInterleaved(q + c.qk_nope_head_dim, T, H, H * Dqk, Dqk, pos, inv_freq_.data(), c.qk_rope_head_dim,
@@ -55,7 +60,7 @@ void DeepSeekV3::LatentKv(const LayerWeights& lw, const float* x, int64_t T, con
   const int64_t R = c.kv_lora_rank, Dr = c.qk_rope_head_dim;
   // kv (T, R + Dr) = x · kv_a_proj_with_mqaᵀ; c = RMSNorm(kv[:, :R]); kpe = RoPE(kv[:, R:])
   std::vector<float> kv(static_cast<size_t>(T * (R + Dr)));
-  k::MatMul(x, T, lw.attn.kv_a_proj_with_mqa, kv.data());
+  Product(x, T, lw.attn.kv_a_proj_with_mqa, kv.data());
   for (int64_t t = 0; t < T; ++t) {
     k::RmsNorm(kv.data() + t * (R + Dr), lw.attn.kv_a_layernorm, 1, R, static_cast<float>(c.rms_norm_eps),
                c_out + t * R);
@@ -81,7 +86,7 @@ void DeepSeekV3::AttentionNaive(int64_t l, const float* x, int64_t T, const int3
   }
   // kvb (T, H, Dn + Dv) = c · kv_b_projᵀ; k = [k_nope, kpe broadcast over heads] (T, H, Dqk)
   std::vector<float> kvb(static_cast<size_t>(T * H * (Dn + Dv)));
-  k::MatMul(lat.data(), T, lw.attn.kv_b_proj, kvb.data());
+  Product(lat.data(), T, lw.attn.kv_b_proj, kvb.data());
   std::vector<float> key(static_cast<size_t>(T * H * Dqk)), val(static_cast<size_t>(T * H * Dv));
   for (int64_t t = 0; t < T; ++t)
     for (int64_t hd = 0; hd < H; ++hd) {
@@ -94,7 +99,7 @@ void DeepSeekV3::AttentionNaive(int64_t l, const float* x, int64_t T, const int3
   std::vector<float> o(static_cast<size_t>(T * H * Dv));
   k::AttentionMask mask{pos, pos, nullptr, nullptr};
   k::AttentionNaive(q.data(), key.data(), val.data(), T, T, H, Dqk, Dv, softmax_scale_, mask, o.data());
-  k::MatMul(o.data(), T, lw.attn.o_proj, h, /*accumulate=*/true);
+  Product(o.data(), T, lw.attn.o_proj, h, /*accumulate=*/true);
 }
 
 // = spec §3.3: attention against the latent cache, kv_b_proj absorbed into query and output.
@@ -117,6 +122,7 @@ void DeepSeekV3::AttentionAbsorbed(int64_t l, const float* x, int64_t T, const i
   // q_lat (T, H, R) = W_UKᵀ q_nope; q_pe (T, H, Dr) gathered contiguous.
   std::vector<float> q_lat(static_cast<size_t>(T * H * R)), q_pe(static_cast<size_t>(T * H * Dr));
   k::MlaAbsorbQuery(q.data(), H * Dqk, Dqk, lw.attn.kv_b_proj, T, H, Dn, Dv, q_lat.data());
+  Streamed(lw.attn.kv_b_proj.nbytes() / static_cast<size_t>(Dn + Dv) * static_cast<size_t>(Dn));  // W_UK rows
   for (int64_t i = 0; i < T * H; ++i) std::copy_n(q.data() + i * Dqk + Dn, Dr, q_pe.data() + i * Dr);
   std::vector<float> o_lat(static_cast<size_t>(T * H * R));
   // Sequences of a batched decode step in parallel, one thread each (a single sequence, e.g. a
@@ -134,20 +140,22 @@ void DeepSeekV3::AttentionAbsorbed(int64_t l, const float* x, int64_t T, const i
       k::AttentionMask mask{pos + sg.row0, kpos.data(), nullptr, nullptr};
       k::AttentionLatent(q_lat.data() + sg.row0 * H * R, q_pe.data() + sg.row0 * H * Dr, sg.cache->c(l),
                          sg.cache->kpe(l), sg.n, S, H, R, Dr, softmax_scale_, mask, o_lat.data() + sg.row0 * H * R);
+      Streamed(static_cast<uint64_t>(S * (R + Dr)) * sizeof(float));  // the sequence's latents and rope keys
     }
   }
   std::vector<float> o(static_cast<size_t>(T * H * Dv));
   k::MlaAbsorbOutput(o_lat.data(), lw.attn.kv_b_proj, T, H, Dn, Dv, o.data());
-  k::MatMul(o.data(), T, lw.attn.o_proj, h, /*accumulate=*/true);
+  Streamed(lw.attn.kv_b_proj.nbytes() / static_cast<size_t>(Dn + Dv) * static_cast<size_t>(Dv));  // W_UV rows
+  Product(o.data(), T, lw.attn.o_proj, h, /*accumulate=*/true);
 }
 
 void DeepSeekV3::Mlp(const MlpWeights& w, const float* x, int64_t T, float* out, bool accumulate) const {
   const int64_t F = w.gate_proj.rows();
   std::vector<float> g(static_cast<size_t>(T * F)), u(static_cast<size_t>(T * F));
-  k::MatMul(x, T, w.gate_proj, g.data());
-  k::MatMul(x, T, w.up_proj, u.data());
+  Product(x, T, w.gate_proj, g.data());
+  Product(x, T, w.up_proj, u.data());
   k::SwiGLU(g.data(), u.data(), g.data(), T * F);
-  k::MatMul(g.data(), T, w.down_proj, out, accumulate);
+  Product(g.data(), T, w.down_proj, out, accumulate);
 }
 
 // = spec §5.2–5.3: route, run each selected expert on the tokens sent to it, add the weighted
@@ -158,7 +166,7 @@ void DeepSeekV3::Moe(const MoeWeights& w, const float* x, int64_t T, float* h) c
   const ModelConfig& c = config_;
   const int64_t C = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok;
   std::vector<float> logits(static_cast<size_t>(T * E));
-  k::MatMul(x, T, w.gate, logits.data());
+  Product(x, T, w.gate, logits.data());
   std::vector<int32_t> idx(static_cast<size_t>(T * K));
   std::vector<float> wt(static_cast<size_t>(T * K));
   k::RouterParams rp{E, K, c.n_group, c.topk_group, c.norm_topk_prob, static_cast<float>(c.routed_scaling_factor)};
@@ -190,6 +198,7 @@ void DeepSeekV3::Moe(const MoeWeights& w, const float* x, int64_t T, float* h) c
     jobs.push_back({in, t.n, &t.w->gate_proj, t.g.data()});
     jobs.push_back({in, t.n, &t.w->up_proj, t.u.data()});
   }
+  for (const k::MatMulJob& j : jobs) Streamed(j.w->nbytes());
   k::MatMulMany(jobs);
   jobs.clear();
   for (Task& t : tasks) {
@@ -197,6 +206,7 @@ void DeepSeekV3::Moe(const MoeWeights& w, const float* x, int64_t T, float* h) c
     t.y.resize(static_cast<size_t>(t.n * C));
     jobs.push_back({t.g.data(), t.n, &t.w->down_proj, t.y.data()});
   }
+  for (const k::MatMulJob& j : jobs) Streamed(j.w->nbytes());
   k::MatMulMany(jobs);
   // Routed outputs weighted, in expert order, then the shared expert's.
   for (const Task& t : tasks) {
@@ -225,6 +235,7 @@ void DeepSeekV3::Run(const int32_t* ids, int64_t T, const int32_t* pos, bool abs
   const float eps = static_cast<float>(c.rms_norm_eps);
   std::vector<float> h(static_cast<size_t>(T * C)), x(static_cast<size_t>(T * C));
   k::Embedding(weights_->embed_tokens, ids, T, h.data());
+  Streamed(weights_->embed_tokens.nbytes() / static_cast<size_t>(weights_->embed_tokens.rows()) * static_cast<size_t>(T));
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const LayerWeights& lw = weights_->layers[l];
     k::RmsNorm(h.data(), lw.input_layernorm, T, C, eps, x.data());
@@ -237,14 +248,14 @@ void DeepSeekV3::Run(const int32_t* ids, int64_t T, const int32_t* pos, bool abs
     if (sg.cache) sg.cache->Advance(sg.n);
   if (!last_only) {
     k::RmsNorm(h.data(), weights_->norm, T, C, eps, x.data());
-    k::MatMul(x.data(), T, weights_->lm_head, logits);
+    Product(x.data(), T, weights_->lm_head, logits);
     return;
   }
   // The last row of every segment.
   const int64_t n = static_cast<int64_t>(segs.size());
   for (int64_t i = 0; i < n; ++i)
     k::RmsNorm(h.data() + (segs[i].row0 + segs[i].n - 1) * C, weights_->norm, 1, C, eps, x.data() + i * C);
-  k::MatMul(x.data(), n, weights_->lm_head, logits);
+  Product(x.data(), n, weights_->lm_head, logits);
 }
 
 void DeepSeekV3::Forward(const int32_t* ids, int64_t T, float* logits, LatentCache* cache, bool last_only) const {

@@ -8,6 +8,8 @@
 //     cache holding only c and k_pe per token (spec §3.3).
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -44,6 +46,12 @@ class DeepSeekV3 {
   // logits: (B, V).
   Status DecodeBatch(const int32_t* ids, int64_t B, LatentCache* const* caches, float* logits) const;
 
+  // Memory traffic since load, a gauge for benchmarks: the bytes of every weight matrix once per
+  // product that used it (a matrix is streamed once whatever the number of rows multiplied), the
+  // embedding rows looked up, and the latent-cache rows absorbed attention read. Counts every
+  // caller of this model (relaxed atomic: exact once the callers have returned).
+  uint64_t BytesStreamed() const { return bytes_streamed_.load(std::memory_order_relaxed); }
+
   LatentCache NewCache(int64_t capacity) const {
     return LatentCache(config_.num_hidden_layers, capacity, config_.kv_lora_rank, config_.qk_rope_head_dim);
   }
@@ -59,6 +67,9 @@ class DeepSeekV3 {
   void AttentionAbsorbed(int64_t l, const float* x, int64_t T, const int32_t* pos, float* h,
                          const std::vector<Segment>& segs) const;
   Status CheckAppend(const LatentCache& cache, int64_t n) const;
+  // k::MatMul, counted in bytes_streamed_.
+  void Product(const float* x, int64_t T, const TensorView& w, float* out, bool accumulate = false) const;
+  void Streamed(uint64_t bytes) const { bytes_streamed_.fetch_add(bytes, std::memory_order_relaxed); }
   // q (T, H, Dqk) with RoPE applied to its rope part.
   void Query(const LayerWeights& lw, const float* x, int64_t T, const int32_t* pos, float* q) const;
   // c (T, R) normalized latent and kpe (T, Dr) rotated rope key, written with the given row strides.
@@ -79,6 +90,7 @@ class DeepSeekV3 {
   std::vector<float> inv_freq_;
   float rope_attention_factor_ = 1.0f;
   float softmax_scale_ = 1.0f;
+  mutable std::atomic<uint64_t> bytes_streamed_{0};
 };
 
 }  // namespace r1

@@ -129,6 +129,13 @@ TEST_P(EngineTest, ConcurrentEqualsAlone) {
   EXPECT_EQ(st.kv_tokens, 0);
   EXPECT_GE(stopped, 1);                                  // stop ids were exercised
   EXPECT_GT(st.generated_tokens, 3 * st.decode_steps);  // and steps really were batched
+  // The counters already hold the step that made each request's last token when its finish
+  // event arrives: every sampled token but the prefill's first came from a decode step.
+  int64_t decoded = 0;
+  for (const Outcome& o : got) decoded += static_cast<int64_t>(o.tokens.size()) + (o.finish == FinishReason::kStop) - 1;
+  EXPECT_EQ(st.generated_tokens, decoded);
+  // Every decode step streams at least the LM head.
+  EXPECT_GE(st.decode_bytes, static_cast<uint64_t>(st.decode_steps) * model->weights().lm_head.nbytes());
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, EngineTest,
