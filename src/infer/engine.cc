@@ -6,6 +6,7 @@
 #include "core/check.h"
 #include "core/log.h"
 #include "core/threads.h"
+#include "kernels/matmul.h"
 
 namespace r1 {
 
@@ -201,7 +202,14 @@ void Engine::Step() {
   std::vector<float> logits(static_cast<size_t>(B * V));
   Timer timer;
   const uint64_t bytes0 = model_.BytesStreamed();
-  const Status st = model_.DecodeBatch(ids.data(), B, caches.data(), logits.data());
+  // In groups of at most kMaxBatchGemv sequences: the batched GEMV gives every row the bits of a
+  // one-row product, while a wider product goes to sgemm, whose rounding depends on the batch —
+  // and a request's tokens must not depend on its neighbours.
+  Status st = Status::Ok();
+  for (int64_t g0 = 0; g0 < B && st.ok(); g0 += kernels::kMaxBatchGemv) {
+    const int64_t n = std::min(kernels::kMaxBatchGemv, B - g0);
+    st = model_.DecodeBatch(ids.data() + g0, n, caches.data() + g0, logits.data() + g0 * V);
+  }
   const double sec = timer.Seconds();
   const uint64_t bytes = model_.BytesStreamed() - bytes0;
   {

@@ -43,7 +43,8 @@ class DeepSeekV3 {
 
   // One decode step for B independent sequences: ids[b] is appended to caches[b] at its own
   // position. All matrix products run on the B rows together; attention runs per sequence.
-  // logits: (B, V).
+  // logits: (B, V). With B <= kernels::kMaxBatchGemv every row is bit for bit Decode on its
+  // sequence alone (the batched GEMV); wider products go to sgemm, whose rounding depends on B.
   Status DecodeBatch(const int32_t* ids, int64_t B, LatentCache* const* caches, float* logits) const;
 
   // Memory traffic since load, a gauge for benchmarks: the bytes of every weight matrix once per
