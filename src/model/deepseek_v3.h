@@ -48,9 +48,10 @@ class DeepSeekV3 {
   Status DecodeBatch(const int32_t* ids, int64_t B, LatentCache* const* caches, float* logits) const;
 
   // Memory traffic since load, a gauge for benchmarks: the bytes of every weight matrix once per
-  // product that used it (a matrix is streamed once whatever the number of rows multiplied), the
-  // embedding rows looked up, and the latent-cache rows absorbed attention read. Counts every
-  // caller of this model (relaxed atomic: exact once the callers have returned).
+  // product that used it (the batched GEMV streams a matrix once for up to 32 rows; sgemm's
+  // re-reads of wider products, served from cache, are not counted), the embedding rows looked
+  // up, and the latent-cache rows absorbed attention read. Counts every caller of this model
+  // (relaxed atomic: exact once the callers have returned).
   uint64_t BytesStreamed() const { return bytes_streamed_.load(std::memory_order_relaxed); }
 
   LatentCache NewCache(int64_t capacity) const {
