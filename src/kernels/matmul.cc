@@ -1,6 +1,5 @@
 #include "kernels/matmul.h"
 
-#include <cblas.h>
 #include <immintrin.h>
 #include <omp.h>
 
@@ -9,6 +8,8 @@
 #include <cstring>
 #include <utility>
 #include <vector>
+
+#include "kernels/gemm.h"
 
 // GCC 12's AVX-512 headers initialize their "undefined" vectors from themselves, which
 // -Wmaybe-uninitialized / -Wuninitialized report at every inlined use (GCC bug 105593); the code
@@ -588,9 +589,7 @@ void MatMul(const float* x, int64_t T, const TensorView& w, float* out, bool acc
     return;
   }
   if (w.dtype == DType::kF32) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(T), static_cast<int>(N),
-                static_cast<int>(K), 1.0f, x, static_cast<int>(K), w.f32(), static_cast<int>(K),
-                accumulate ? 1.0f : 0.0f, out, static_cast<int>(N));
+    Sgemm(false, true, T, N, K, 1.0f, x, K, w.f32(), K, accumulate ? 1.0f : 0.0f, out, N);
     return;
   }
   // Dequantize a panel of rows of w at a time and multiply it in.
@@ -600,10 +599,7 @@ void MatMul(const float* x, int64_t T, const TensorView& w, float* out, bool acc
     const int64_t rows = std::min(panel, N - n0);
 #pragma omp parallel for schedule(static) if (rows * K >= (1 << 16))
     for (int64_t r = 0; r < rows; ++r) w.RowToF32(n0 + r, wf.data() + r * K);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(T),
-                static_cast<int>(rows), static_cast<int>(K), 1.0f, x, static_cast<int>(K),
-                wf.data(), static_cast<int>(K), accumulate ? 1.0f : 0.0f, out + n0,
-                static_cast<int>(N));
+    Sgemm(false, true, T, rows, K, 1.0f, x, K, wf.data(), K, accumulate ? 1.0f : 0.0f, out + n0, N);
   }
 }
 

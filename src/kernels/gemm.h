@@ -1,0 +1,21 @@
+// Row-major f32 GEMM for the training products and the prefill: C (M, N) = alpha · op(A) · op(B)
+// + beta · C, as cblas_sgemm, with the threads split here rather than inside OpenBLAS.
+//
+// OpenBLAS's own threading shares packed panels between its threads and synchronizes on them in
+// every call; for the small and mid-sized products of the models trained here two independent
+// halves, each a single-threaded sgemm, are faster (2 threads: 2048 × 128 × 128 190 → 261 GF/s,
+// 2048 × 384 × 128 212–260 → 276–287, 2048 × 512 × 512 +3 %). Outside a parallel region each
+// thread takes a band of C — rows when op(B) is the smaller operand (each band packs all of it),
+// columns otherwise — and calls sgemm on it; inside one (the MoE experts, attention heads) OpenBLAS
+// runs single-threaded already and the call goes straight through. Every element of C is the
+// same k-ordered sum whichever band computes it.
+#pragma once
+
+#include <cstdint>
+
+namespace r1::kernels {
+
+void Sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t lda,
+           const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+
+}  // namespace r1::kernels

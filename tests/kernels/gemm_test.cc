@@ -1,0 +1,77 @@
+// Sgemm (bands of C split across threads, each a single-threaded sgemm) against a double
+// reference, for every transpose combination, beta 0 and 1, row and column splits, shapes that do
+// not divide into the 16-wide bands, padded leading dimensions, 1 and 2 threads and a call from
+// inside a parallel region. Tolerance as in matmul_test: |got − ref| <= 1e-5·(Σ_k |a·b| + |c0|).
+#include <gtest/gtest.h>
+
+#include <omp.h>
+
+#include <tuple>
+
+#include "kernels/gemm.h"
+#include "test_util.h"
+
+namespace r1::kernels {
+namespace {
+
+using testing::ExpectClose;
+using testing::RandomVec;
+
+class SgemmTest : public ::testing::TestWithParam<std::tuple<int64_t, int64_t, int64_t>> {};
+
+TEST_P(SgemmTest, MatchesReference) {
+  const auto [M, N, K] = GetParam();
+  Rng rng(77 + M * 131 + N * 17 + K);
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (float beta : {0.0f, 1.0f}) {
+        // op(A) (M, K), op(B) (K, N), C (M, N); leading dimensions padded by 3.
+        const int64_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 3, ldc = N + 3;
+        const auto a = RandomVec(rng, (ta ? K : M) * lda), b = RandomVec(rng, (tb ? N : K) * ldb);
+        const auto c0 = RandomVec(rng, M * ldc);
+        auto A = [&](int64_t i, int64_t k) { return static_cast<double>(ta ? a[k * lda + i] : a[i * lda + k]); };
+        auto B = [&](int64_t k, int64_t j) { return static_cast<double>(tb ? b[j * ldb + k] : b[k * ldb + j]); };
+        std::vector<double> ref(static_cast<size_t>(M * N)), mag(static_cast<size_t>(M * N));
+        for (int64_t i = 0; i < M; ++i)
+          for (int64_t j = 0; j < N; ++j) {
+            double s = beta * static_cast<double>(c0[i * ldc + j]), m = std::fabs(beta * c0[i * ldc + j]);
+            for (int64_t k = 0; k < K; ++k) {
+              s += 0.5 * A(i, k) * B(k, j);
+              m += std::fabs(0.5 * A(i, k) * B(k, j));
+            }
+            ref[i * N + j] = s;
+            mag[i * N + j] = m;
+          }
+        for (int threads : {1, 2, 0}) {  // 0: two threads, called from inside a parallel region
+          std::vector<float> c = c0;
+          const int saved = omp_get_max_threads();
+          omp_set_num_threads(threads == 0 ? 2 : threads);
+          if (threads == 0) {
+#pragma omp parallel num_threads(2)
+            if (omp_get_thread_num() == 1) Sgemm(ta, tb, M, N, K, 0.5f, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
+          } else {
+            Sgemm(ta, tb, M, N, K, 0.5f, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
+          }
+          omp_set_num_threads(saved);
+          std::vector<float> got(static_cast<size_t>(M * N));
+          for (int64_t i = 0; i < M; ++i)
+            for (int64_t j = 0; j < N; ++j) got[i * N + j] = c[i * ldc + j];
+          ExpectClose(got.data(), ref.data(), mag.data(), M * N, 1e-5, 0.0,
+                      "ta " + std::to_string(ta) + " tb " + std::to_string(tb) + " beta " + std::to_string(beta) +
+                          " threads " + std::to_string(threads));
+          // The padding between rows is left alone.
+          for (int64_t i = 0; i < M; ++i)
+            for (int64_t j = N; j < ldc; ++j) ASSERT_EQ(c[i * ldc + j], c0[i * ldc + j]);
+        }
+      }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, SgemmTest,
+                         ::testing::Values(std::make_tuple(int64_t{70}, int64_t{33}, int64_t{19}),   // rows split
+                                           std::make_tuple(int64_t{21}, int64_t{90}, int64_t{40}),   // columns split
+                                           std::make_tuple(int64_t{40}, int64_t{40}, int64_t{1}),    // K = 1
+                                           std::make_tuple(int64_t{9}, int64_t{7}, int64_t{64}),     // no split
+                                           std::make_tuple(int64_t{130}, int64_t{64}, int64_t{200})));
+
+}  // namespace
+}  // namespace r1::kernels
