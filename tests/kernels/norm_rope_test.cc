@@ -2,7 +2,11 @@
 // rotation against the scalar formula of spec §4.2; the softmax scale of spec §3.2 / §4.3.
 #include <gtest/gtest.h>
 
+#include <omp.h>
+
 #include <cmath>
+#include <cstring>
+#include <string>
 
 #include "kernels/norm.h"
 #include "kernels/rope.h"
@@ -41,6 +45,61 @@ TEST(RmsNorm, MatchesReference) {
   std::vector<float> z(16, 0.0f), w(16, 1.0f), o(16, 1.0f);
   RmsNorm(z.data(), w.data(), 1, 16, 1e-6f, o.data());
   for (float v : o) EXPECT_EQ(v, 0.0f);
+}
+
+// The row loops RmsNorm and RmsNormBackward replaced (one row at a time, double sums in column
+// order): the kernels, which sum 8 rows per instruction and split the work over threads, must
+// give these bits exactly — training and inference results do not depend on the grouping.
+void RmsNormRows(const float* x, const float* w, int64_t T, int64_t C, float eps, float* out, float* rstd) {
+  for (int64_t t = 0; t < T; ++t) {
+    const float* xr = x + t * C;
+    double ss = 0.0;
+    for (int64_t c = 0; c < C; ++c) ss += static_cast<double>(xr[c]) * xr[c];
+    const float r = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(C) + eps));
+    for (int64_t c = 0; c < C; ++c) out[t * C + c] = w[c] * (xr[c] * r);
+    rstd[t] = r;
+  }
+}
+
+void RmsNormBackwardRows(const float* x, const float* w, const float* rstd, const float* dy, int64_t T, int64_t C,
+                         float* dx, float* dw) {
+  for (int64_t t = 0; t < T; ++t) {
+    const float* xr = x + t * C;
+    const float* g = dy + t * C;
+    const float r = rstd[t];
+    double dot = 0.0;
+    for (int64_t c = 0; c < C; ++c) dot += static_cast<double>(w[c]) * g[c] * xr[c];
+    const float k = static_cast<float>(dot / static_cast<double>(C)) * r * r * r;
+    for (int64_t c = 0; c < C; ++c) {
+      dx[t * C + c] += r * w[c] * g[c] - xr[c] * k;
+      dw[c] += g[c] * xr[c] * r;
+    }
+  }
+}
+
+TEST(RmsNorm, GroupedRowsGiveTheRowLoopsBits) {
+  Rng rng(9);
+  for (int64_t T : {1, 7, 8, 9, 37, 600})
+    for (int64_t C : {1, 5, 64, 130, 512}) {
+      const auto x = RandomVec(rng, T * C, 2.0), w = RandomVec(rng, C), dy = RandomVec(rng, T * C);
+      const auto dx0 = RandomVec(rng, T * C), dw0 = RandomVec(rng, C);
+      std::vector<float> want(T * C), want_rstd(T), want_dx = dx0, want_dw = dw0;
+      RmsNormRows(x.data(), w.data(), T, C, 1e-6f, want.data(), want_rstd.data());
+      RmsNormBackwardRows(x.data(), w.data(), want_rstd.data(), dy.data(), T, C, want_dx.data(), want_dw.data());
+      for (int threads : {1, 2}) {
+        const int saved = omp_get_max_threads();
+        omp_set_num_threads(threads);
+        std::vector<float> out(T * C), rstd(T), dx = dx0, dw = dw0;
+        RmsNorm(x.data(), w.data(), T, C, 1e-6f, out.data(), rstd.data());
+        RmsNormBackward(x.data(), w.data(), rstd.data(), dy.data(), T, C, dx.data(), dw.data());
+        omp_set_num_threads(saved);
+        const std::string what = "T " + std::to_string(T) + " C " + std::to_string(C) + " threads " + std::to_string(threads);
+        EXPECT_EQ(std::memcmp(out.data(), want.data(), out.size() * sizeof(float)), 0) << what;
+        EXPECT_EQ(std::memcmp(rstd.data(), want_rstd.data(), rstd.size() * sizeof(float)), 0) << what;
+        EXPECT_EQ(std::memcmp(dx.data(), want_dx.data(), dx.size() * sizeof(float)), 0) << what;
+        EXPECT_EQ(std::memcmp(dw.data(), want_dw.data(), dw.size() * sizeof(float)), 0) << what;
+      }
+    }
 }
 
 RopeParams V3Rope() {
