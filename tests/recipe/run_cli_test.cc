@@ -105,7 +105,10 @@ TEST(RunCliTest, MicroRecipeEndToEndResumeAndFrom) {
   EXPECT_GT(distill["final_kl"].get<double>(), 0.0) << "the micro recipe distills with the logit term on";
   const json sgrpo = ReadJson(out + "/stages/student-grpo.json");
   EXPECT_NEAR(sgrpo["max_seconds"].get<double>(), std::max(1e-3, distill["seconds"].get<double>()), 1e-9);
-  EXPECT_LT(sgrpo["steps"].get<int64_t>(), 50) << "the baseline stops on the distill stage's time budget";
+  // The step cap (1000) is far beyond what fits in the distill stage's second or so: the stage must
+  // have stopped on its time budget. (A cap of 50 was reached once the training kernels got faster.)
+  EXPECT_LT(sgrpo["steps"].get<int64_t>(), 1000) << "the baseline stops on the distill stage's time budget";
+  EXPECT_GT(sgrpo["steps"].get<int64_t>(), 0);
   // A self-contained page: inline SVG, nothing fetched.
   const std::string html = ReadFileToString(out + "/report.html").value();
   EXPECT_NE(html.find("<svg"), std::string::npos);
