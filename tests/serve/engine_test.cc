@@ -92,15 +92,14 @@ class EngineTest : public ::testing::TestWithParam<std::string> {};
 
 // Submits `n` requests at once to an engine with `max_batch` slots and checks every request's
 // tokens and log-probabilities against Generate() alone, bit for bit. Returns the engine's stats.
-EngineStats CheckConcurrentEqualsAlone(const DeepSeekV3& m, int n, int64_t max_batch, uint64_t seed) {
-  const DeepSeekV3* model = &m;
-  const int64_t V = model->config().vocab_size;
+EngineStats CheckConcurrentEqualsAlone(const DeepSeekV3& model, int n, int64_t max_batch, uint64_t seed) {
+  const int64_t V = model.config().vocab_size;
   const std::vector<int32_t> stop = {3, 7};  // frequent enough to end some requests early
   const std::vector<Case> cases = MakeCases(n, V, seed);
   EngineOptions eo;
   eo.max_batch = max_batch;
-  eo.ctx = model->config().max_position_embeddings;
-  Engine engine(*model, eo);
+  eo.ctx = model.config().max_position_embeddings;
+  Engine engine(model, eo);
   auto q = std::make_shared<EventQueue>();
   for (size_t i = 0; i < cases.size(); ++i) {
     EngineRequest r;
@@ -115,10 +114,11 @@ EngineStats CheckConcurrentEqualsAlone(const DeepSeekV3& m, int n, int64_t max_b
   const std::vector<Outcome> got = Collect(*q, static_cast<int>(cases.size()));
   int stopped = 0;
   for (size_t i = 0; i < cases.size(); ++i) {
-    const Outcome want = Alone(*model, cases[i], stop);
+    const Outcome want = Alone(model, cases[i], stop);
     EXPECT_EQ(got[i].tokens, want.tokens) << "request " << i;
     EXPECT_EQ(got[i].logprobs.size(), want.logprobs.size()) << "request " << i;
-    if (got[i].logprobs.size() == want.logprobs.size() && !want.logprobs.empty()) {  // memcmp must not see the null data() of empty vectors
+    // memcmp must not see the null data() of empty vectors
+    if (got[i].logprobs.size() == want.logprobs.size() && !want.logprobs.empty()) {
       EXPECT_EQ(std::memcmp(got[i].logprobs.data(), want.logprobs.data(), want.logprobs.size() * sizeof(float)), 0)
           << "request " << i << ": log-probabilities differ in their bits";
     }
@@ -134,10 +134,11 @@ EngineStats CheckConcurrentEqualsAlone(const DeepSeekV3& m, int n, int64_t max_b
   // The counters already hold the step that made each request's last token when its finish
   // event arrives: every sampled token but the prefill's first came from a decode step.
   int64_t decoded = 0;
-  for (const Outcome& o : got) decoded += static_cast<int64_t>(o.tokens.size()) + (o.finish == FinishReason::kStop) - 1;
+  for (const Outcome& o : got)
+    decoded += static_cast<int64_t>(o.tokens.size()) + (o.finish == FinishReason::kStop) - 1;
   EXPECT_EQ(st.generated_tokens, decoded);
   // Every decode step streams at least the LM head.
-  EXPECT_GE(st.decode_bytes, static_cast<uint64_t>(st.decode_steps) * model->weights().lm_head.nbytes());
+  EXPECT_GE(st.decode_bytes, static_cast<uint64_t>(st.decode_steps) * model.weights().lm_head.nbytes());
   return st;
 }
 
