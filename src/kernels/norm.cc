@@ -20,13 +20,20 @@ constexpr int64_t kLanes = 8;
 // Work (T·C) from which a norm runs on all threads.
 constexpr int64_t kParallelWork = int64_t{1} << 16;
 
+#if defined(__AVX512F__)
+// Whether 8 rows of C floats can be gathered with 32-bit offsets.
+bool Gatherable(int64_t C) { return C * kLanes < (int64_t{1} << 31); }
+
+// The 32-bit element offsets of the 8 rows of a group, C apart.
+__m256i RowOffsets(int64_t C) {
+  return _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(static_cast<int>(C)));
+}
+
 // ss[i] = Σ_c x[i][c]² for the 8 rows of x at stride C, each summed in double in column order —
 // the scalar loop's exact sequence of roundings, 8 rows per instruction (a float squared is exact
 // in double, so the FMA rounds exactly where the scalar add does).
-#if defined(__AVX512F__)
 void SumSquares8(const float* x, int64_t C, double* ss) {
-  const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                                         _mm256_set1_epi32(static_cast<int>(C)));
+  const __m256i idx = RowOffsets(C);
   __m512d acc = _mm512_setzero_pd();
   for (int64_t c = 0; c < C; ++c) {
     const __m512d v = _mm512_cvtps_pd(_mm256_i32gather_ps(x + c, idx, 4));
@@ -38,8 +45,7 @@ void SumSquares8(const float* x, int64_t C, double* ss) {
 // dot[i] = Σ_c (w[c]·dy[i][c])·x[i][c] in double, column order, as the scalar loop rounds it
 // (the first product is exact; the second is fused into the add).
 void WeightedDots8(const float* x, const float* dy, const float* w, int64_t C, double* dot) {
-  const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                                         _mm256_set1_epi32(static_cast<int>(C)));
+  const __m256i idx = RowOffsets(C);
   __m512d acc = _mm512_setzero_pd();
   for (int64_t c = 0; c < C; ++c) {
     const __m512d g = _mm512_cvtps_pd(_mm256_i32gather_ps(dy + c, idx, 4));
@@ -73,7 +79,7 @@ void RmsNorm(const float* x, const float* w, int64_t T, int64_t C, float eps, fl
     const int64_t t0 = gi * kLanes, n = std::min(kLanes, T - t0);
     double ss[kLanes];
 #if defined(__AVX512F__)
-    if (n == kLanes && C * kLanes < (int64_t{1} << 31)) SumSquares8(x + t0 * C, C, ss);
+    if (n == kLanes && Gatherable(C)) SumSquares8(x + t0 * C, C, ss);
     else
 #endif
       for (int64_t i = 0; i < n; ++i) ss[i] = SumSquares(x + (t0 + i) * C, C);
@@ -100,7 +106,7 @@ void RmsNormBackward(const float* x, const float* w, const float* rstd, const fl
       const int64_t t0 = gi * kLanes, n = std::min(kLanes, T - t0);
       double dot[kLanes];
 #if defined(__AVX512F__)
-      if (n == kLanes && C * kLanes < (int64_t{1} << 31)) WeightedDots8(x + t0 * C, dy + t0 * C, w, C, dot);
+      if (n == kLanes && Gatherable(C)) WeightedDots8(x + t0 * C, dy + t0 * C, w, C, dot);
       else
 #endif
         for (int64_t i = 0; i < n; ++i) dot[i] = WeightedDot(x + (t0 + i) * C, dy + (t0 + i) * C, w, C);
