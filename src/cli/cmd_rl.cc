@@ -118,7 +118,7 @@ void RegisterRlCommands(CLI::App& app) {
     static CommonOptions common;
     static EvalArgs a;
     auto* cmd = AddCommand(app, "eval", "pass@1, majority vote, format rate and length on held-out problems", &common,
-                           [] { return RunEvalCmd(a, common); });
+                           [] { KeepFreedMemoryForReuse(); return RunEvalCmd(a, common); });
     cmd->add_option("MODEL", a.model, "Checkpoint directory (with tokenizer.json)")->required();
     cmd->add_option("--task", a.task, "arithmetic, countdown, linear, sort or jsonl:PATH")->required();
     cmd->add_option("--task-args", a.task_args, "Task arguments, key=value,...");
