@@ -204,29 +204,42 @@ TEST(Engine, CancelFreesSlot) {
   eo.max_batch = 1;
   eo.ctx = 64;
   Engine engine(*model, eo);
-  auto q1 = std::make_shared<EventQueue>();
-  EngineRequest r;
-  r.prompt = {5, 6, 7};
-  r.max_new_tokens = 60;
-  r.events = q1;
-  auto h = engine.Submit(r);
-  ASSERT_TRUE(h.ok());
-  // A second request waits for the only slot.
-  auto q2 = std::make_shared<EventQueue>();
-  r.events = q2;
-  r.max_new_tokens = 3;
-  ASSERT_TRUE(engine.Submit(r).ok());
-  // Wait for the first tokens, then hang up.
-  bool got_token = false;
-  for (int i = 0; i < 200 && !got_token; ++i)
-    for (const EngineEvent& e : q1->Pop(50)) got_token |= !e.tokens.empty();
-  ASSERT_TRUE(got_token);
-  (*h)->Cancel();
-  EXPECT_EQ(Collect(*q1, 1)[0].finish, FinishReason::kCancelled);
-  const Outcome second = Collect(*q2, 1)[0];
-  EXPECT_EQ(second.finish, FinishReason::kLength);
-  EXPECT_EQ(second.tokens.size(), 3u);
-  EXPECT_EQ(engine.Stats().requests_cancelled, 1);
+  // The tiny model decodes the 60 tokens in milliseconds, so on a loaded machine the request can
+  // finish before the cancel reaches it; such a round proves nothing and is tried again.
+  int64_t cancelled = 0;
+  for (int round = 0; round < 10 && cancelled == 0; ++round) {
+    auto q1 = std::make_shared<EventQueue>();
+    EngineRequest r;
+    r.prompt = {5, 6, 7};
+    r.max_new_tokens = 60;
+    r.events = q1;
+    auto h = engine.Submit(r);
+    ASSERT_TRUE(h.ok());
+    // A second request waits for the only slot.
+    auto q2 = std::make_shared<EventQueue>();
+    r.events = q2;
+    r.max_new_tokens = 3;
+    ASSERT_TRUE(engine.Submit(r).ok());
+    // Wait for the first tokens, then hang up.
+    bool got_token = false;
+    FinishReason first = FinishReason::kNone;
+    for (int i = 0; i < 200 && !got_token; ++i)
+      for (const EngineEvent& e : q1->Pop(50)) {
+        got_token |= !e.tokens.empty();
+        if (e.finish != FinishReason::kNone) first = e.finish;
+      }
+    ASSERT_TRUE(got_token);
+    (*h)->Cancel();
+    if (first == FinishReason::kNone) first = Collect(*q1, 1)[0].finish;
+    EXPECT_TRUE(first == FinishReason::kCancelled || first == FinishReason::kLength);
+    if (first == FinishReason::kCancelled) ++cancelled;
+    // Either way the slot is free again and the second request runs to its length.
+    const Outcome second = Collect(*q2, 1)[0];
+    EXPECT_EQ(second.finish, FinishReason::kLength);
+    EXPECT_EQ(second.tokens.size(), 3u);
+  }
+  EXPECT_EQ(cancelled, 1) << "no round cancelled the request while it ran";
+  EXPECT_EQ(engine.Stats().requests_cancelled, cancelled);
 }
 
 TEST(Engine, QueueLimitAndValidation) {
