@@ -4,9 +4,26 @@
 #include <cmath>
 #include <memory>
 
+#include <omp.h>
+#include <unistd.h>
+
 #include "core/log.h"
+#include "kernels/matmul.h"
 
 namespace r1 {
+
+RolloutOptions::Split DecodeSplit(uint64_t matrix_bytes, uint64_t llc_bytes, int threads) {
+  const bool fits = llc_bytes > 0 && 2 * matrix_bytes <= llc_bytes;
+  return threads > 1 && fits ? RolloutOptions::Split::kSequences : RolloutOptions::Split::kProducts;
+}
+
+uint64_t LastLevelCacheBytes() {
+  for (int name : {_SC_LEVEL3_CACHE_SIZE, _SC_LEVEL2_CACHE_SIZE}) {
+    const long v = sysconf(name);
+    if (v > 0) return static_cast<uint64_t>(v);
+  }
+  return 0;
+}
 
 double LogProbAt(const float* logits, int64_t V, int32_t id, float temperature) {
   return LogSoftmaxAt(logits, V, id, std::max(temperature, 1e-6f));
@@ -51,8 +68,11 @@ Result<std::vector<Completion>> SampleCompletions(const DeepSeekV3& model, const
       seqs.push_back(std::move(s));
     }
   }
+  const int threads = std::max(1, omp_get_max_threads());
+  RolloutOptions::Split split = opts.split;
+  if (split == RolloutOptions::Split::kAuto) split = DecodeSplit(model.DecodeMatrixBytes(), LastLevelCacheBytes(), threads);
+  const bool per_thread = split == RolloutOptions::Split::kSequences;
   // Sample from each sequence's pending logits; decode the unfinished ones together.
-  std::vector<float> out;
   for (int64_t step = 0; step < opts.max_new_tokens; ++step) {
     std::vector<Seq*> active;
     for (Seq& s : seqs) {
@@ -70,18 +90,27 @@ Result<std::vector<Completion>> SampleCompletions(const DeepSeekV3& model, const
       }
     }
     if (active.empty()) break;
-    for (size_t b0 = 0; b0 < active.size(); b0 += static_cast<size_t>(opts.max_batch)) {
-      const size_t n = std::min(active.size() - b0, static_cast<size_t>(opts.max_batch));
-      std::vector<int32_t> ids(n);
-      std::vector<LatentCache*> caches(n);
-      for (size_t j = 0; j < n; ++j) {
+    // Chunks of sequences: one per thread at a time (kSequences), or one after another with
+    // every product shared by the threads (kProducts).
+    const int64_t A = static_cast<int64_t>(active.size());
+    int64_t chunk = opts.max_batch;
+    if (per_thread) chunk = std::min({chunk, kernels::kMaxBatchGemv, (A + threads - 1) / threads});
+    const int64_t n_chunks = (A + chunk - 1) / chunk;
+    std::vector<Status> status(static_cast<size_t>(n_chunks));
+#pragma omp parallel for schedule(dynamic, 1) if (per_thread && n_chunks > 1)
+    for (int64_t ci = 0; ci < n_chunks; ++ci) {
+      const int64_t b0 = ci * chunk, n = std::min(chunk, A - b0);
+      std::vector<int32_t> ids(static_cast<size_t>(n));
+      std::vector<LatentCache*> caches(static_cast<size_t>(n));
+      for (int64_t j = 0; j < n; ++j) {
         ids[j] = active[b0 + j]->out.ids.back();
         caches[j] = active[b0 + j]->cache.get();
       }
-      out.resize(n * static_cast<size_t>(V));
-      R1_RETURN_IF_ERROR(model.DecodeBatch(ids.data(), static_cast<int64_t>(n), caches.data(), out.data()));
-      for (size_t j = 0; j < n; ++j) active[b0 + j]->logits.assign(out.begin() + j * V, out.begin() + (j + 1) * V);
+      std::vector<float> out(static_cast<size_t>(n * V));
+      status[ci] = model.DecodeBatch(ids.data(), n, caches.data(), out.data());
+      for (int64_t j = 0; j < n; ++j) active[b0 + j]->logits.assign(out.begin() + j * V, out.begin() + (j + 1) * V);
     }
+    for (const Status& st : status) R1_RETURN_IF_ERROR(st);
   }
   std::vector<Completion> result;
   result.reserve(seqs.size());

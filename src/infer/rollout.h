@@ -1,6 +1,16 @@
 // Batched sampling of several completions per prompt, synchronously, on whatever weights the
 // model views — in RL these are the live training weights. Each prompt is prefilled once and its
-// latent cache copied to its G completions; all unfinished sequences then decode together.
+// latent cache copied to its G completions; all unfinished sequences then decode together, in
+// chunks of at most max_batch.
+//
+// How the threads share a decode step (DecodeSplit): when the weight matrices stay in the
+// last-level cache (the RL and recipe models), each thread decodes its own chunk of sequences,
+// single-threaded, so a step crosses no barrier — on small matrices the fork/joins and serial
+// glue between the many short parallel products of a shared step left a thread idle ~30 % of the
+// time. Those chunks hold at most kernels::kMaxBatchGemv sequences, so every completion is bit
+// for bit what sampling it alone gives, at any thread count. When the weights stream from memory
+// (released-size models) the threads share each product instead, so each weight byte is read once
+// per step, not once per thread.
 #pragma once
 
 #include <cstdint>
@@ -21,7 +31,17 @@ struct RolloutOptions {
   uint64_t seed = 0;            // completion i of prompt p samples with seed + p·G + i
   std::vector<int32_t> stop_ids;
   int64_t max_batch = 32;       // sequences per decode step
+  enum class Split { kAuto, kSequences, kProducts };
+  Split split = Split::kAuto;   // kAuto: DecodeSplit below
 };
+
+// The choice of RolloutOptions::Split::kAuto: kSequences when there are several threads and twice
+// the decode matrices (DeepSeekV3::DecodeMatrixBytes) fit the last-level cache (llc_bytes; 0 =
+// unknown, then kProducts).
+RolloutOptions::Split DecodeSplit(uint64_t matrix_bytes, uint64_t llc_bytes, int threads);
+
+// The last-level cache size this machine reports (L3, else L2), 0 when unknown.
+uint64_t LastLevelCacheBytes();
 
 struct Completion {
   int64_t prompt_index = 0;

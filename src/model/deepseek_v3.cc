@@ -32,6 +32,24 @@ DeepSeekV3::DeepSeekV3(ModelConfig config, std::unique_ptr<ModelWeights> weights
   softmax_scale_ = config_.SoftmaxScale();
 }
 
+uint64_t DeepSeekV3::DecodeMatrixBytes() const {
+  uint64_t b = weights_->lm_head.nbytes();
+  auto mlp = [](const MlpWeights& m) { return m.gate_proj.nbytes() + m.up_proj.nbytes() + m.down_proj.nbytes(); };
+  for (const LayerWeights& lw : weights_->layers) {
+    const AttentionWeights& a = lw.attn;
+    for (const TensorView* v : {&a.q_a_proj, &a.q_b_proj, &a.q_proj, &a.kv_a_proj_with_mqa, &a.kv_b_proj, &a.o_proj})
+      b += v->empty() ? 0 : v->nbytes();
+    if (!lw.is_moe) {
+      b += mlp(lw.mlp);
+      continue;
+    }
+    b += lw.moe.gate.nbytes();
+    for (const MlpWeights& e : lw.moe.experts) b += mlp(e);
+    if (lw.moe.has_shared) b += mlp(lw.moe.shared_experts);
+  }
+  return b;
+}
+
 void DeepSeekV3::Product(const float* x, int64_t T, const TensorView& w, float* out, bool accumulate) const {
   Streamed(w.nbytes());
   k::MatMul(x, T, w, out, accumulate);

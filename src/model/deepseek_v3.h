@@ -54,6 +54,10 @@ class DeepSeekV3 {
   // (relaxed atomic: exact once the callers have returned).
   uint64_t BytesStreamed() const { return bytes_streamed_.load(std::memory_order_relaxed); }
 
+  // Bytes of every weight matrix a decode step can read: attention, dense MLPs, router gates,
+  // all routed and shared experts, the LM head (not the embedding table or the MTP modules).
+  uint64_t DecodeMatrixBytes() const;
+
   LatentCache NewCache(int64_t capacity) const {
     return LatentCache(config_.num_hidden_layers, capacity, config_.kv_lora_rank, config_.qk_rope_head_dim);
   }

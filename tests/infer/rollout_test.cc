@@ -2,6 +2,8 @@
 // temperature-scaled log-probabilities of what they sampled.
 #include <gtest/gtest.h>
 
+#include <omp.h>
+
 #include <cmath>
 
 #include "infer/generate.h"
@@ -49,6 +51,64 @@ TEST(Rollout, GroupsMatchGenerateAlone) {
   EXPECT_EQ(stats.tokens, tokens);
   // Different completions of one prompt differ (different seeds).
   EXPECT_NE((*comps)[0].ids, (*comps)[1].ids);
+}
+
+// Decoding per thread (each thread its own chunk of sequences) gives every completion the bits of
+// decoding it alone — the same tokens and log-probabilities — at 1 and 2 threads, with more
+// sequences than one GEMV batch holds; sharing the products agrees too while each chunk stays
+// within one GEMV batch.
+TEST(Rollout, SplitsAcrossThreadsMatchEachSequenceAlone) {
+  auto model = DeepSeekV3::Load(std::string(R1_SOURCE_DIR) + "/tests/fixtures/tiny-f32-qlora");
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  const std::vector<std::vector<int32_t>> prompts = {{5, 9, 13}, {7, 7, 100, 3, 22}, {42}};
+  RolloutOptions ro;
+  ro.group = 12;  // 36 sequences
+  ro.max_new_tokens = 8;
+  ro.temperature = 1.0f;
+  ro.seed = 5;
+  // Reference: every sequence decoded as a batch of its own.
+  ro.split = RolloutOptions::Split::kProducts;
+  ro.max_batch = 1;
+  auto alone = SampleCompletions(**model, prompts, ro);
+  ASSERT_TRUE(alone.ok()) << alone.status().ToString();
+  ASSERT_EQ(alone->size(), 36u);
+  for (size_t i = 0; i < 36; ++i) {
+    GenerateOptions go;
+    go.max_new_tokens = ro.max_new_tokens;
+    go.sampling = SamplingParams{ro.temperature, ro.top_p, 0, ro.seed + i};
+    auto g = Generate(**model, prompts[i / 12], go);
+    ASSERT_TRUE(g.ok());
+    EXPECT_EQ((*alone)[i].ids, g->ids) << "completion " << i;
+  }
+  const int saved = omp_get_max_threads();
+  struct Case {
+    int threads;
+    RolloutOptions::Split split;
+    int64_t max_batch;
+  };
+  for (const Case& k : {Case{2, RolloutOptions::Split::kSequences, 64}, Case{1, RolloutOptions::Split::kSequences, 64},
+                        Case{2, RolloutOptions::Split::kProducts, 8}}) {
+    omp_set_num_threads(k.threads);
+    ro.split = k.split;
+    ro.max_batch = k.max_batch;
+    auto comps = SampleCompletions(**model, prompts, ro);
+    ASSERT_TRUE(comps.ok()) << comps.status().ToString();
+    ASSERT_EQ(comps->size(), 36u);
+    for (size_t i = 0; i < 36; ++i) {
+      EXPECT_EQ((*comps)[i].ids, (*alone)[i].ids) << "completion " << i << ", " << k.threads << " threads";
+      EXPECT_EQ((*comps)[i].logprobs, (*alone)[i].logprobs) << "completion " << i << ", " << k.threads << " threads";
+    }
+  }
+  omp_set_num_threads(saved);
+}
+
+TEST(Rollout, DecodeSplitFollowsTheCache) {
+  using S = RolloutOptions::Split;
+  EXPECT_EQ(DecodeSplit(45u << 20, 260u << 20, 2), S::kSequences);   // small RL model, big L3
+  EXPECT_EQ(DecodeSplit(1000u << 20, 260u << 20, 2), S::kProducts);  // streams from memory
+  EXPECT_EQ(DecodeSplit(131u << 20, 260u << 20, 2), S::kProducts);   // over half the cache
+  EXPECT_EQ(DecodeSplit(1u << 20, 260u << 20, 1), S::kProducts);     // one thread
+  EXPECT_EQ(DecodeSplit(1u << 20, 0, 2), S::kProducts);              // cache size unknown
 }
 
 TEST(Rollout, RecordedLogProbsAreTheTemperatureScaledSoftmax) {
