@@ -13,6 +13,8 @@ void SetNumThreads(int n) {
 
 int NumThreads() { return omp_get_max_threads(); }
 
+bool ParallelAvailable() { return !omp_in_parallel() && omp_get_max_threads() > 1; }
+
 int HardwareThreads() {
   const int n = omp_get_num_procs();
   return n > 0 ? n : static_cast<int>(std::thread::hardware_concurrency());

@@ -3,23 +3,23 @@
 #include <cmath>
 #include <limits>
 
+#include "core/threads.h"
 #include "kernels/vec_exp.h"
 
 namespace r1::kernels {
 
 void Softmax(float* x, int64_t rows, int64_t n) {
-#pragma omp parallel for schedule(static) if (rows * n >= (1 << 16))
-  for (int64_t r = 0; r < rows; ++r) {
+  ParallelFor(rows, rows * n >= (1 << 16), [&](int64_t r) {
     float* v = x + r * n;
     float m = -std::numeric_limits<float>::infinity();
     for (int64_t i = 0; i < n; ++i) m = v[i] > m ? v[i] : m;
     if (m == -std::numeric_limits<float>::infinity()) {  // fully masked row
       for (int64_t i = 0; i < n; ++i) v[i] = 0.0f;
-      continue;
+      return;
     }
     const float inv = static_cast<float>(1.0 / ExpShifted(v, n, m, 1.0f, v));
     for (int64_t i = 0; i < n; ++i) v[i] *= inv;
-  }
+  });
 }
 
 void SwiGLU(const float* gate, const float* up, float* out, int64_t n, float* sigmoid) {

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/threads.h"
 #include "kernels/activation.h"
 #include "kernels/matmul.h"
 
@@ -183,27 +184,26 @@ void MlaAbsorbQuery(const float* q, int64_t token_stride, int64_t head_stride,
                     float* q_lat) {
   const int64_t R = kv_b_proj.cols();
   // Per head: W_UK[h] widened to f32 once, then applied to every token's query.
-#pragma omp parallel if (H * T > 1)
-  {
-    std::vector<float> wuk(static_cast<size_t>(kv_b_proj.dtype == DType::kF32 ? 0 : Dn * R));
-#pragma omp for schedule(static)
-    for (int64_t h = 0; h < H; ++h) {
-      const int64_t row0 = h * (Dn + Dv);
-      const float* wh = kv_b_proj.dtype == DType::kF32 ? kv_b_proj.f32() + row0 * R : wuk.data();
-      if (kv_b_proj.dtype != DType::kF32)
-        for (int64_t r = 0; r < Dn; ++r) kv_b_proj.RowToF32(row0 + r, wuk.data() + r * R);
-      for (int64_t t = 0; t < T; ++t) {
-        const float* qn = q + t * token_stride + h * head_stride;
-        float* out = q_lat + (t * H + h) * R;
-        std::fill_n(out, R, 0.0f);
-        for (int64_t r = 0; r < Dn; ++r) {
-          const float a = qn[r];
-          const float* __restrict src = wh + r * R;
-          for (int64_t c = 0; c < R; ++c) out[c] += a * src[c];
-        }
+  ParallelFor(H, H * T > 1, [&](int64_t h) {
+    thread_local std::vector<float> wuk;  // W_UK[h] widened, when not f32
+    const int64_t row0 = h * (Dn + Dv);
+    const float* wh = kv_b_proj.dtype == DType::kF32 ? kv_b_proj.f32() + row0 * R : nullptr;
+    if (!wh) {
+      wuk.resize(static_cast<size_t>(Dn * R));
+      for (int64_t r = 0; r < Dn; ++r) kv_b_proj.RowToF32(row0 + r, wuk.data() + r * R);
+      wh = wuk.data();
+    }
+    for (int64_t t = 0; t < T; ++t) {
+      const float* qn = q + t * token_stride + h * head_stride;
+      float* out = q_lat + (t * H + h) * R;
+      std::fill_n(out, R, 0.0f);
+      for (int64_t r = 0; r < Dn; ++r) {
+        const float a = qn[r];
+        const float* __restrict src = wh + r * R;
+        for (int64_t c = 0; c < R; ++c) out[c] += a * src[c];
       }
     }
-  }
+  });
 }
 
 void MlaAbsorbOutput(const float* o_lat, const TensorView& kv_b_proj, int64_t T, int64_t H,
@@ -211,13 +211,13 @@ void MlaAbsorbOutput(const float* o_lat, const TensorView& kv_b_proj, int64_t T,
   const int64_t R = kv_b_proj.cols();
   // Per head, every token's o_lat through W_UV[h] in batches of GEMV inputs (the rows streamed once
   // per batch); each result equals the one-token GEMV's.
-#pragma omp parallel for collapse(2) schedule(static) if (H * T > 1)
-  for (int64_t h = 0; h < H; ++h)
-    for (int64_t t0 = 0; t0 < T; t0 += kMaxBatchGemv) {
-      const int64_t row0 = h * (Dn + Dv) + Dn, n = std::min(kMaxBatchGemv, T - t0);
-      GemvRowsBatch(o_lat + (t0 * H + h) * R, n, H * R, kv_b_proj, row0, row0 + Dv, o + (t0 * H + h) * Dv,
-                    H * Dv, /*accumulate=*/false);
-    }
+  const int64_t blocks = (T + kMaxBatchGemv - 1) / kMaxBatchGemv;
+  ParallelFor(H * blocks, H * T > 1, [&](int64_t i) {
+    const int64_t h = i / blocks, t0 = (i % blocks) * kMaxBatchGemv;
+    const int64_t row0 = h * (Dn + Dv) + Dn, n = std::min(kMaxBatchGemv, T - t0);
+    GemvRowsBatch(o_lat + (t0 * H + h) * R, n, H * R, kv_b_proj, row0, row0 + Dv, o + (t0 * H + h) * Dv,
+                  H * Dv, /*accumulate=*/false);
+  });
 }
 
 }  // namespace r1::kernels

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/threads.h"
 #include "kernels/vec_exp.h"
 
 namespace r1::kernels {
@@ -13,12 +14,11 @@ double CrossEntropyForwardBackward(float* logits, const int32_t* targets, int64_
   // Per-row losses summed in row order afterwards: the same total for any thread count (an
   // OpenMP reduction adds the threads' partial sums in whatever order they finish).
   std::vector<double> row_loss(static_cast<size_t>(T), 0.0);
-#pragma omp parallel for schedule(static) if (T * V >= (1 << 16))
-  for (int64_t t = 0; t < T; ++t) {
+  ParallelFor(T, T * V >= (1 << 16), [&](int64_t t) {
     float* row = logits + t * V;
     if (targets[t] < 0) {
       std::fill(row, row + V, 0.0f);
-      continue;
+      return;
     }
     const float m = MaxOf(row, V);
     const float x_target = row[targets[t]];
@@ -28,7 +28,7 @@ double CrossEntropyForwardBackward(float* logits, const int32_t* targets, int64_
     const float scale = static_cast<float>(grad_scale / sum);
     for (int64_t v = 0; v < V; ++v) row[v] *= scale;
     row[targets[t]] -= grad_scale;
-  }
+  });
   double total = 0.0;
   int64_t n = 0;
   for (int64_t t = 0; t < T; ++t) {

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/threads.h"
 #include "kernels/gemm.h"
 
 // GCC 12's AVX-512 headers initialize their "undefined" vectors from themselves, which
@@ -569,13 +570,15 @@ void MatMulMany(const std::vector<MatMulJob>& jobs) {
     xp[j] = PrepareX(m.x, m.T, *m.w, bufs[j], &xs[j]);
     for (int64_t n0 = 0; n0 < m.w->rows(); n0 += kChunk) items.emplace_back(j, n0);
   }
-#pragma omp parallel for schedule(dynamic, 1) if (items.size() > 1 && !omp_in_parallel())
-  for (size_t i = 0; i < items.size(); ++i) {
-    const auto [j, n0] = items[i];
-    const MatMulJob& m = jobs[j];
-    const int64_t N = m.w->rows();
-    RowsPrepared(xp[j], xs[j], m.T, *m.w, n0, std::min(N, n0 + kChunk), m.out + n0, N, m.accumulate);
-  }
+  ParallelFor(
+      static_cast<int64_t>(items.size()), true,
+      [&](int64_t i) {
+        const auto [j, n0] = items[static_cast<size_t>(i)];
+        const MatMulJob& m = jobs[j];
+        const int64_t N = m.w->rows();
+        RowsPrepared(xp[j], xs[j], m.T, *m.w, n0, std::min(N, n0 + kChunk), m.out + n0, N, m.accumulate);
+      },
+      Schedule::kDynamic);
 }
 
 void Gemv(const float* x, const TensorView& w, float* out, bool accumulate) {

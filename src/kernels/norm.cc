@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/threads.h"
+
 // GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own "undefined" vectors (GCC bug
 // 105593; see matmul.cc).
 #if defined(__GNUC__) && !defined(__clang__)
@@ -74,8 +76,7 @@ void RmsNorm(const float* x, const float* w, int64_t T, int64_t C, float eps, fl
              float* rstd) {
   // Groups of kLanes rows (then single rows) are independent: each row's sum, then its output.
   const int64_t groups = (T + kLanes - 1) / kLanes;
-#pragma omp parallel for schedule(static) if (T * C >= kParallelWork)
-  for (int64_t gi = 0; gi < groups; ++gi) {
+  ParallelFor(groups, T * C >= kParallelWork, [&](int64_t gi) {
     const int64_t t0 = gi * kLanes, n = std::min(kLanes, T - t0);
     double ss[kLanes];
 #if defined(__AVX512F__)
@@ -90,7 +91,7 @@ void RmsNorm(const float* x, const float* w, int64_t T, int64_t C, float eps, fl
       for (int64_t c = 0; c < C; ++c) yr[c] = w[c] * (xr[c] * r);
       if (rstd) rstd[t0 + i] = r;
     }
-  }
+  });
 }
 
 void RmsNormBackward(const float* x, const float* w, const float* rstd, const float* dy, int64_t T, int64_t C,

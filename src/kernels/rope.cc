@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/threads.h"
+
 namespace r1::kernels {
 
 double YarnGetMscale(double scale, double m) {
@@ -59,8 +61,7 @@ void RopeInterleaved(float* x, int64_t T, int64_t n_heads, int64_t token_stride,
                      int64_t head_stride, const int32_t* pos, const float* inv_freq, int64_t dim,
                      float attention_factor, bool inverse) {
   const int64_t half = dim / 2;
-#pragma omp parallel for schedule(static) if (T * n_heads * dim >= (1 << 15))
-  for (int64_t t = 0; t < T; ++t) {
+  ParallelFor(T, T * n_heads * dim >= (1 << 15), [&](int64_t t) {
     for (int64_t i = 0; i < half; ++i) {
       // Angle in f32 as HF does (positions × inv_freq in f32, then cos/sin).
       const float angle = static_cast<float>(pos[t]) * inv_freq[i];
@@ -73,7 +74,7 @@ void RopeInterleaved(float* x, int64_t T, int64_t n_heads, int64_t token_stride,
         v[2 * i + 1] = a * s + b * c;
       }
     }
-  }
+  });
 }
 
 }  // namespace r1::kernels

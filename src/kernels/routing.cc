@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/check.h"
+#include "core/threads.h"
 #include "kernels/activation.h"
 
 namespace r1::kernels {
@@ -17,54 +18,56 @@ void RouteV3(const float* logits, const float* bias, int64_t T, const RouterPara
       << "top_k " << K << " exceeds the experts of " << p.topk_group << " groups";
   const int64_t per_group = E / G;
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-#pragma omp parallel if (T * E >= (1 << 14))
-  {
-    std::vector<float> s(E), c(E), gscore(G);
-    std::vector<int64_t> order(std::max(E, G));
-#pragma omp for schedule(static)
-    for (int64_t t = 0; t < T; ++t) {
-      for (int64_t e = 0; e < E; ++e) {
-        s[e] = Sigmoid(logits[t * E + e]);
-        c[e] = s[e] + (bias ? bias[e] : 0.0f);
-        if (scores) scores[t * E + e] = s[e];
-      }
-      if (G > 1) {
-        for (int64_t g = 0; g < G; ++g) {
-          // Sum of the two largest choice scores of the group (one if the group has one expert).
-          float a = kNegInf, b = kNegInf;
-          for (int64_t e = g * per_group; e < (g + 1) * per_group; ++e) {
-            if (c[e] > a) {
-              b = a;
-              a = c[e];
-            } else if (c[e] > b) {
-              b = c[e];
-            }
-          }
-          gscore[g] = per_group >= 2 ? a + b : a;
-        }
-        for (int64_t g = 0; g < G; ++g) order[g] = g;
-        std::partial_sort(order.begin(), order.begin() + p.topk_group, order.begin() + G,
-                          [&](int64_t x, int64_t y) {
-                            return gscore[x] > gscore[y] || (gscore[x] == gscore[y] && x < y);
-                          });
-        std::vector<bool> keep(G, false);
-        for (int64_t i = 0; i < p.topk_group; ++i) keep[order[i]] = true;
-        for (int64_t e = 0; e < E; ++e)
-          if (!keep[e / per_group]) c[e] = kNegInf;
-      }
-      for (int64_t e = 0; e < E; ++e) order[e] = e;
-      std::partial_sort(order.begin(), order.begin() + K, order.begin() + E,
-                        [&](int64_t x, int64_t y) { return c[x] > c[y] || (c[x] == c[y] && x < y); });
-      double sum = 0.0;
-      for (int64_t k = 0; k < K; ++k) sum += s[order[k]];
-      const double denom = p.norm_topk_prob ? sum + 1e-20 : 1.0;
-      for (int64_t k = 0; k < K; ++k) {
-        idx[t * K + k] = static_cast<int32_t>(order[k]);
-        weights[t * K + k] =
-            static_cast<float>(s[order[k]] / denom) * p.routed_scaling_factor;
-      }
+  ParallelFor(T, T * E >= (1 << 14), [&](int64_t t) {
+    // Scratch per thread, kept across calls (a decode step routes a few tokens per layer).
+    thread_local std::vector<float> s, c, gscore;
+    thread_local std::vector<int64_t> order;
+    thread_local std::vector<char> keep;
+    s.resize(static_cast<size_t>(E));
+    c.resize(static_cast<size_t>(E));
+    gscore.resize(static_cast<size_t>(G));
+    order.resize(static_cast<size_t>(std::max(E, G)));
+    for (int64_t e = 0; e < E; ++e) {
+      s[e] = Sigmoid(logits[t * E + e]);
+      c[e] = s[e] + (bias ? bias[e] : 0.0f);
+      if (scores) scores[t * E + e] = s[e];
     }
-  }
+    if (G > 1) {
+      for (int64_t g = 0; g < G; ++g) {
+        // Sum of the two largest choice scores of the group (one if the group has one expert).
+        float a = kNegInf, b = kNegInf;
+        for (int64_t e = g * per_group; e < (g + 1) * per_group; ++e) {
+          if (c[e] > a) {
+            b = a;
+            a = c[e];
+          } else if (c[e] > b) {
+            b = c[e];
+          }
+        }
+        gscore[g] = per_group >= 2 ? a + b : a;
+      }
+      for (int64_t g = 0; g < G; ++g) order[g] = g;
+      std::partial_sort(order.begin(), order.begin() + p.topk_group, order.begin() + G,
+                        [&](int64_t x, int64_t y) {
+                          return gscore[x] > gscore[y] || (gscore[x] == gscore[y] && x < y);
+                        });
+      keep.assign(static_cast<size_t>(G), 0);
+      for (int64_t i = 0; i < p.topk_group; ++i) keep[order[i]] = true;
+      for (int64_t e = 0; e < E; ++e)
+        if (keep[e / per_group] == 0) c[e] = kNegInf;
+    }
+    for (int64_t e = 0; e < E; ++e) order[e] = e;
+    std::partial_sort(order.begin(), order.begin() + K, order.begin() + E,
+                      [&](int64_t x, int64_t y) { return c[x] > c[y] || (c[x] == c[y] && x < y); });
+    double sum = 0.0;
+    for (int64_t k = 0; k < K; ++k) sum += s[order[k]];
+    const double denom = p.norm_topk_prob ? sum + 1e-20 : 1.0;
+    for (int64_t k = 0; k < K; ++k) {
+      idx[t * K + k] = static_cast<int32_t>(order[k]);
+      weights[t * K + k] =
+          static_cast<float>(s[order[k]] / denom) * p.routed_scaling_factor;
+    }
+  });
 }
 
 void RouteV3Backward(const float* scores, const int32_t* idx, const float* dweights, int64_t T,

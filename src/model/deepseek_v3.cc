@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "core/log.h"
+#include "core/threads.h"
 #include "kernels/activation.h"
 #include "kernels/attention.h"
 #include "kernels/embedding.h"
@@ -146,21 +147,20 @@ void DeepSeekV3::AttentionAbsorbed(int64_t l, const float* x, int64_t T, const i
   // Sequences of a batched decode step in parallel, one thread each (a single sequence, e.g. a
   // prefill, runs its products multithreaded instead).
   const int64_t n_segs = static_cast<int64_t>(segs.size());
-#pragma omp parallel if (n_segs > 1)
-  {
-    std::vector<int32_t> kpos;
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t i = 0; i < n_segs; ++i) {
-      const Segment& sg = segs[static_cast<size_t>(i)];
-      const int64_t S = sg.cache->length() + sg.n;
-      kpos.resize(static_cast<size_t>(S));
-      std::iota(kpos.begin(), kpos.end(), 0);
-      k::AttentionMask mask{pos + sg.row0, kpos.data(), nullptr, nullptr};
-      k::AttentionLatent(q_lat.data() + sg.row0 * H * R, q_pe.data() + sg.row0 * H * Dr, sg.cache->c(l),
-                         sg.cache->kpe(l), sg.n, S, H, R, Dr, softmax_scale_, mask, o_lat.data() + sg.row0 * H * R);
-      Streamed(static_cast<uint64_t>(S * (R + Dr)) * sizeof(float));  // the sequence's latents and rope keys
-    }
-  }
+  ParallelFor(
+      n_segs, true,
+      [&](int64_t i) {
+        thread_local std::vector<int32_t> kpos;
+        const Segment& sg = segs[static_cast<size_t>(i)];
+        const int64_t S = sg.cache->length() + sg.n;
+        kpos.resize(static_cast<size_t>(S));
+        std::iota(kpos.begin(), kpos.end(), 0);
+        k::AttentionMask mask{pos + sg.row0, kpos.data(), nullptr, nullptr};
+        k::AttentionLatent(q_lat.data() + sg.row0 * H * R, q_pe.data() + sg.row0 * H * Dr, sg.cache->c(l),
+                           sg.cache->kpe(l), sg.n, S, H, R, Dr, softmax_scale_, mask, o_lat.data() + sg.row0 * H * R);
+        Streamed(static_cast<uint64_t>(S * (R + Dr)) * sizeof(float));  // the sequence's latents and rope keys
+      },
+      Schedule::kDynamic);
   std::vector<float> o(static_cast<size_t>(T * H * Dv));
   k::MlaAbsorbOutput(o_lat.data(), lw.attn.kv_b_proj, T, H, Dn, Dv, o.data());
   Streamed(lw.attn.kv_b_proj.nbytes() / static_cast<size_t>(Dn + Dv) * static_cast<size_t>(Dv));  // W_UV rows

@@ -4,12 +4,16 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <vector>
+
+#include <omp.h>
 
 #include "core/dtype.h"
 #include "core/file.h"
 #include "core/rng.h"
 #include "core/status.h"
 #include "core/tensor.h"
+#include "core/threads.h"
 
 namespace r1 {
 namespace {
@@ -113,6 +117,37 @@ TEST(File, LoadIntoMemoryAcrossHugePages) {
   EXPECT_EQ(reinterpret_cast<uintptr_t>((*f)->data()) % 4096, 0u);
   EXPECT_EQ(std::memcmp((*f)->data(), bytes.data(), bytes.size()), 0);
   std::remove(path.c_str());
+}
+
+// ParallelFor visits every index once; it opens a region only when asked to and when one could
+// use more than one thread — never inside a region, where it runs on the calling thread.
+TEST(Threads, ParallelForOpensRegionsOnlyWhereTheyHelp) {
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(2);
+  for (const Schedule sched : {Schedule::kStatic, Schedule::kDynamic}) {
+    std::vector<int> seen(100, 0), level(100, -1);
+    ParallelFor(100, true, [&](int64_t i) { ++seen[i]; level[i] = omp_get_level(); }, sched);
+    for (int i = 0; i < 100; ++i) {
+      EXPECT_EQ(seen[i], 1);
+      EXPECT_EQ(level[i], 1);
+    }
+  }
+  std::vector<int> level(10, -1);
+  ParallelFor(10, false, [&](int64_t i) { level[i] = omp_get_level(); });
+  for (int l : level) EXPECT_EQ(l, 0);  // not worth it: no region at all
+  // Inside a region: each thread runs its own loop inline, at the outer region's level.
+  std::vector<std::vector<int>> inner(2, std::vector<int>(10, -1));
+#pragma omp parallel num_threads(2)
+  {
+    const int t = omp_get_thread_num();
+    EXPECT_FALSE(ParallelAvailable());
+    ParallelFor(10, true, [&](int64_t i) { inner[t][i] = omp_get_level(); });
+  }
+  for (const auto& v : inner)
+    for (int l : v) EXPECT_EQ(l, 1);
+  omp_set_num_threads(1);
+  EXPECT_FALSE(ParallelAvailable());
+  omp_set_num_threads(saved);
 }
 
 }  // namespace
