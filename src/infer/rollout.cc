@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/threads.h"
 #include "kernels/matmul.h"
 
 namespace r1 {
@@ -97,19 +98,23 @@ Result<std::vector<Completion>> SampleCompletions(const DeepSeekV3& model, const
     if (per_thread) chunk = std::min({chunk, kernels::kMaxBatchGemv, (A + threads - 1) / threads});
     const int64_t n_chunks = (A + chunk - 1) / chunk;
     std::vector<Status> status(static_cast<size_t>(n_chunks));
-#pragma omp parallel for schedule(dynamic, 1) if (per_thread && n_chunks > 1)
-    for (int64_t ci = 0; ci < n_chunks; ++ci) {
-      const int64_t b0 = ci * chunk, n = std::min(chunk, A - b0);
-      std::vector<int32_t> ids(static_cast<size_t>(n));
-      std::vector<LatentCache*> caches(static_cast<size_t>(n));
-      for (int64_t j = 0; j < n; ++j) {
-        ids[j] = active[b0 + j]->out.ids.back();
-        caches[j] = active[b0 + j]->cache.get();
-      }
-      std::vector<float> out(static_cast<size_t>(n * V));
-      status[ci] = model.DecodeBatch(ids.data(), n, caches.data(), out.data());
-      for (int64_t j = 0; j < n; ++j) active[b0 + j]->logits.assign(out.begin() + j * V, out.begin() + (j + 1) * V);
-    }
+    // A plain loop when the threads share the products: an `if (false)` region would still open a
+    // one-thread team, and every product's region inside it would then be a nested one.
+    ParallelFor(
+        n_chunks, per_thread,
+        [&](int64_t ci) {
+          const int64_t b0 = ci * chunk, n = std::min(chunk, A - b0);
+          std::vector<int32_t> ids(static_cast<size_t>(n));
+          std::vector<LatentCache*> caches(static_cast<size_t>(n));
+          for (int64_t j = 0; j < n; ++j) {
+            ids[j] = active[b0 + j]->out.ids.back();
+            caches[j] = active[b0 + j]->cache.get();
+          }
+          std::vector<float> out(static_cast<size_t>(n * V));
+          status[ci] = model.DecodeBatch(ids.data(), n, caches.data(), out.data());
+          for (int64_t j = 0; j < n; ++j) active[b0 + j]->logits.assign(out.begin() + j * V, out.begin() + (j + 1) * V);
+        },
+        Schedule::kDynamic);
     for (const Status& st : status) R1_RETURN_IF_ERROR(st);
   }
   std::vector<Completion> result;
