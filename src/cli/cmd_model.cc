@@ -212,28 +212,12 @@ Status RunGenerate(const ModelArgs& a, const GenerateArgs& g, const CommonOption
 
 // ---- bench ------------------------------------------------------------------------------------
 
-// Weight bytes one decode step reads: every non-expert matrix, the K routed experts actually
-// used (average expert size × K) and the shared experts, one embedding row and the LM head.
+// Weight bytes one decode step reads: the matrices one token uses (the K routed experts as
+// average expert size × K) and one embedding row.
 double DecodeWeightBytes(const DeepSeekV3& m) {
-  const ModelConfig& c = m.config();
   const ModelWeights& w = m.weights();
-  double b = static_cast<double>(w.lm_head.nbytes()) + double(w.embed_tokens.nbytes()) / double(c.vocab_size);
-  auto mlp = [](const MlpWeights& x) { return double(x.gate_proj.nbytes() + x.up_proj.nbytes() + x.down_proj.nbytes()); };
-  for (const LayerWeights& lw : w.layers) {
-    const AttentionWeights& a = lw.attn;
-    for (const TensorView* v : {&a.q_a_proj, &a.q_b_proj, &a.q_proj, &a.kv_a_proj_with_mqa, &a.kv_b_proj, &a.o_proj})
-      if (!v->empty()) b += double(v->nbytes());
-    if (!lw.is_moe) {
-      b += mlp(lw.mlp);
-      continue;
-    }
-    b += double(lw.moe.gate.nbytes());
-    double experts = 0;
-    for (const MlpWeights& e : lw.moe.experts) experts += mlp(e);
-    b += experts / double(lw.moe.experts.size()) * double(c.num_experts_per_tok);
-    if (lw.moe.has_shared) b += mlp(lw.moe.shared_experts);
-  }
-  return b;
+  return m.DecodeMatrixBytes(DeepSeekV3::RoutedExperts::kOneToken) +
+         double(w.embed_tokens.nbytes()) / double(m.config().vocab_size);
 }
 
 Status RunBench(const ModelArgs& a, int64_t prompt_len, int64_t decode_len, int reps, const CommonOptions& common) {

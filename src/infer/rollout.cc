@@ -71,7 +71,10 @@ Result<std::vector<Completion>> SampleCompletions(const DeepSeekV3& model, const
   }
   const int threads = std::max(1, omp_get_max_threads());
   RolloutOptions::Split split = opts.split;
-  if (split == RolloutOptions::Split::kAuto) split = DecodeSplit(model.DecodeMatrixBytes(), LastLevelCacheBytes(), threads);
+  if (split == RolloutOptions::Split::kAuto) {
+    const auto bytes = static_cast<uint64_t>(model.DecodeMatrixBytes(DeepSeekV3::RoutedExperts::kAll));
+    split = DecodeSplit(bytes, LastLevelCacheBytes(), threads);
+  }
   const bool per_thread = split == RolloutOptions::Split::kSequences;
   // Sample from each sequence's pending logits; decode the unfinished ones together.
   for (int64_t step = 0; step < opts.max_new_tokens; ++step) {

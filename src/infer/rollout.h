@@ -36,7 +36,7 @@ struct RolloutOptions {
 };
 
 // The choice of RolloutOptions::Split::kAuto: kSequences when there are several threads and twice
-// the decode matrices (DeepSeekV3::DecodeMatrixBytes) fit the last-level cache (llc_bytes; 0 =
+// the decode matrices (DeepSeekV3::DecodeMatrixBytes, all routed experts) fit the last-level cache (llc_bytes; 0 =
 // unknown, then kProducts).
 RolloutOptions::Split DecodeSplit(uint64_t matrix_bytes, uint64_t llc_bytes, int threads);
 

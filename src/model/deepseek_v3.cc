@@ -33,19 +33,25 @@ DeepSeekV3::DeepSeekV3(ModelConfig config, std::unique_ptr<ModelWeights> weights
   softmax_scale_ = config_.SoftmaxScale();
 }
 
-uint64_t DeepSeekV3::DecodeMatrixBytes() const {
-  uint64_t b = weights_->lm_head.nbytes();
-  auto mlp = [](const MlpWeights& m) { return m.gate_proj.nbytes() + m.up_proj.nbytes() + m.down_proj.nbytes(); };
+double DeepSeekV3::DecodeMatrixBytes(RoutedExperts experts) const {
+  auto mlp = [](const MlpWeights& m) {
+    return static_cast<double>(m.gate_proj.nbytes() + m.up_proj.nbytes() + m.down_proj.nbytes());
+  };
+  double b = static_cast<double>(weights_->lm_head.nbytes());
   for (const LayerWeights& lw : weights_->layers) {
     const AttentionWeights& a = lw.attn;
     for (const TensorView* v : {&a.q_a_proj, &a.q_b_proj, &a.q_proj, &a.kv_a_proj_with_mqa, &a.kv_b_proj, &a.o_proj})
-      b += v->empty() ? 0 : v->nbytes();
+      if (!v->empty()) b += static_cast<double>(v->nbytes());
     if (!lw.is_moe) {
       b += mlp(lw.mlp);
       continue;
     }
-    b += lw.moe.gate.nbytes();
-    for (const MlpWeights& e : lw.moe.experts) b += mlp(e);
+    b += static_cast<double>(lw.moe.gate.nbytes());
+    double routed = 0;
+    for (const MlpWeights& e : lw.moe.experts) routed += mlp(e);
+    if (experts == RoutedExperts::kOneToken)
+      routed = routed / static_cast<double>(lw.moe.experts.size()) * static_cast<double>(config_.num_experts_per_tok);
+    b += routed;
     if (lw.moe.has_shared) b += mlp(lw.moe.shared_experts);
   }
   return b;

@@ -54,9 +54,12 @@ class DeepSeekV3 {
   // (relaxed atomic: exact once the callers have returned).
   uint64_t BytesStreamed() const { return bytes_streamed_.load(std::memory_order_relaxed); }
 
-  // Bytes of every weight matrix a decode step can read: attention, dense MLPs, router gates,
-  // all routed and shared experts, the LM head (not the embedding table or the MTP modules).
-  uint64_t DecodeMatrixBytes() const;
+  // Bytes of the weight matrices a decode step reads: attention, dense MLPs, router gates, shared
+  // experts, the LM head (not the embedding table or the MTP modules), and of the routed experts
+  // either all of them (kAll: a batch whose tokens touch every expert) or what one token uses
+  // (kOneToken: the average expert's bytes × num_experts_per_tok).
+  enum class RoutedExperts { kAll, kOneToken };
+  double DecodeMatrixBytes(RoutedExperts experts) const;
 
   LatentCache NewCache(int64_t capacity) const {
     return LatentCache(config_.num_hidden_layers, capacity, config_.kv_lora_rank, config_.qk_rope_head_dim);
