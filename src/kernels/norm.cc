@@ -100,40 +100,34 @@ void RmsNormBackward(const float* x, const float* w, const float* rstd, const fl
   // summed over the rows in order: the bits of the plain row loop, on all threads.
   const int64_t groups = (T + kLanes - 1) / kLanes;
   const bool parallel = T * C >= kParallelWork;
-#pragma omp parallel if (parallel)
-  {
-#pragma omp for schedule(static)
-    for (int64_t gi = 0; gi < groups; ++gi) {
-      const int64_t t0 = gi * kLanes, n = std::min(kLanes, T - t0);
-      double dot[kLanes];
+  ParallelFor(groups, parallel, [&](int64_t gi) {
+    const int64_t t0 = gi * kLanes, n = std::min(kLanes, T - t0);
+    double dot[kLanes];
 #if defined(__AVX512F__)
-      if (n == kLanes && Gatherable(C)) WeightedDots8(x + t0 * C, dy + t0 * C, w, C, dot);
-      else
+    if (n == kLanes && Gatherable(C)) WeightedDots8(x + t0 * C, dy + t0 * C, w, C, dot);
+    else
 #endif
-        for (int64_t i = 0; i < n; ++i) dot[i] = WeightedDot(x + (t0 + i) * C, dy + (t0 + i) * C, w, C);
-      for (int64_t i = 0; i < n; ++i) {
-        const int64_t t = t0 + i;
-        const float* xr = x + t * C;
-        const float* g = dy + t * C;
-        const float r = rstd[t];
-        const float k = static_cast<float>(dot[i] / static_cast<double>(C)) * r * r * r;
-        float* dxr = dx + t * C;
-        for (int64_t c = 0; c < C; ++c) dxr[c] += r * w[c] * g[c] - xr[c] * k;
-      }
+      for (int64_t i = 0; i < n; ++i) dot[i] = WeightedDot(x + (t0 + i) * C, dy + (t0 + i) * C, w, C);
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t t = t0 + i;
+      const float* xr = x + t * C;
+      const float* g = dy + t * C;
+      const float r = rstd[t];
+      const float k = static_cast<float>(dot[i] / static_cast<double>(C)) * r * r * r;
+      float* dxr = dx + t * C;
+      for (int64_t c = 0; c < C; ++c) dxr[c] += r * w[c] * g[c] - xr[c] * k;
     }
-    // Columns in blocks of 64 (whole cache lines of dw per thread).
-    const int64_t blocks = (C + 63) / 64;
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b < blocks; ++b) {
-      const int64_t c0 = b * 64, c1 = std::min(C, c0 + 64);
-      for (int64_t t = 0; t < T; ++t) {
-        const float* xr = x + t * C;
-        const float* g = dy + t * C;
-        const float r = rstd[t];
-        for (int64_t c = c0; c < c1; ++c) dw[c] += g[c] * xr[c] * r;
-      }
+  });
+  // Columns in blocks of 64 (whole cache lines of dw per thread).
+  ParallelFor((C + 63) / 64, parallel, [&](int64_t b) {
+    const int64_t c0 = b * 64, c1 = std::min(C, c0 + 64);
+    for (int64_t t = 0; t < T; ++t) {
+      const float* xr = x + t * C;
+      const float* g = dy + t * C;
+      const float r = rstd[t];
+      for (int64_t c = c0; c < c1; ++c) dw[c] += g[c] * xr[c] * r;
     }
-  }
+  });
 }
 
 }  // namespace r1::kernels
