@@ -76,13 +76,10 @@ void AttentionNaive(const float* q, const float* k, const float* v, int64_t T, i
   const int ldq = static_cast<int>(H * Dk), ldv = static_cast<int>(H * Dv), iS = static_cast<int>(S);
   // Heads in parallel, each on one thread (OpenBLAS runs single-threaded inside the region); a
   // head's result does not depend on the thread count.
-#pragma omp parallel if (H > 1)
-  {
-    std::vector<float> local;
+  ParallelFor(H, H > 1, [&](int64_t h) {
+    thread_local std::vector<float> local;  // this thread's softmax rows when probs are not kept
     if (!probs) local.resize(static_cast<size_t>(std::min(T, kRowBlock) * S));
-#pragma omp for schedule(static)
-    for (int64_t h = 0; h < H; ++h)
-      for (int64_t t0 = 0; t0 < T; t0 += kRowBlock) {
+    for (int64_t t0 = 0; t0 < T; t0 += kRowBlock) {
         const int64_t t1 = std::min(T, t0 + kRowBlock);
         const int tb = static_cast<int>(t1 - t0);
         float* p = probs ? probs + (h * T + t0) * S : local.data();  // rows t0..t1 of this head
@@ -100,8 +97,8 @@ void AttentionNaive(const float* q, const float* k, const float* v, int64_t T, i
                       v + c0 * ldv + h * Dv, ldv, 0.0f, o, ldv);
         else
           for (int64_t t = 0; t < tb; ++t) std::fill_n(o + t * ldv, Dv, 0.0f);
-      }
-  }
+    }
+  });
 }
 
 void AttentionNaiveBackward(const float* q, const float* k, const float* v, const float* probs, const float* dout,
@@ -113,12 +110,10 @@ void AttentionNaiveBackward(const float* q, const float* k, const float* v, cons
     std::fill_n(dk + s * ldk, H * Dk, 0.0f);
     std::fill_n(dv + s * ldv, H * Dv, 0.0f);
   }
-#pragma omp parallel if (H > 1)
-  {
-    std::vector<float> dp(static_cast<size_t>(std::min(T, kRowBlock) * S));
-#pragma omp for schedule(static)
-    for (int64_t h = 0; h < H; ++h)
-      for (int64_t t0 = 0; t0 < T; t0 += kRowBlock) {
+  ParallelFor(H, H > 1, [&](int64_t h) {
+    thread_local std::vector<float> dp;  // this thread's dP rows
+    dp.resize(static_cast<size_t>(std::min(T, kRowBlock) * S));
+    for (int64_t t0 = 0; t0 < T; t0 += kRowBlock) {
         const int64_t t1 = std::min(T, t0 + kRowBlock);
         const int tb = static_cast<int>(t1 - t0);
         const auto [c0, c1] = sp.Columns(t0, t1);
@@ -150,8 +145,8 @@ void AttentionNaiveBackward(const float* q, const float* k, const float* v, cons
                     k + c0 * ldk + h * Dk, ldk, 0.0f, dqb, ldk);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nc, static_cast<int>(Dk), tb, scale, dp.data(), nc,
                     q + t0 * ldk + h * Dk, ldk, 1.0f, dk + c0 * ldk + h * Dk, ldk);
-      }
-  }
+    }
+  });
 }
 
 void AttentionLatent(const float* q_lat, const float* q_pe, const float* c, const float* kpe,

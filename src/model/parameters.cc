@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/file.h"
+#include "core/threads.h"
 #include "core/rng.h"
 
 namespace r1 {
@@ -84,14 +85,15 @@ Parameter* ParameterStore::Find(const std::string& name) {
   return it == index_.end() ? nullptr : &params_[it->second];
 }
 
-std::unique_ptr<ModelWeights> ParameterStore::Bind(bool grads) const {
+std::unique_ptr<ModelWeights> ParameterStore::Bind(bool grads, const std::vector<std::vector<float>>* bufs) const {
   auto w = std::make_unique<ModelWeights>();
   TensorLookup lookup = [&](const TensorSpec& spec) -> Result<TensorView> {
     auto it = index_.find(spec.name);
     if (it == index_.end()) return NotFound("parameter \"" + spec.name + "\" is not in the store");
     const Parameter& p = params_[it->second];
     if (grads && !p.trainable) return TensorView{nullptr, DType::kF32, spec.shape, nullptr};
-    return TensorView{grads ? p.grad.data() : p.value.data(), DType::kF32, spec.shape, nullptr};
+    const float* data = !grads ? p.value.data() : bufs ? (*bufs)[it->second].data() : p.grad.data();
+    return TensorView{data, DType::kF32, spec.shape, nullptr};
   };
   const Status st = BindWeights(config_, lookup, w.get());
   R1_CHECK(st.ok()) << st.ToString();
@@ -110,6 +112,31 @@ void ParameterStore::ZeroGrad() {
     for (size_t i = 0; i < p.grad.size(); i += kChunk) chunks.emplace_back(p.grad.data() + i, std::min(kChunk, p.grad.size() - i));
 #pragma omp parallel for schedule(static)
   for (size_t c = 0; c < chunks.size(); ++c) std::fill_n(chunks[c].first, chunks[c].second, 0.0f);
+}
+
+ParameterStore::GradCopy ParameterStore::NewGradCopy() const {
+  GradCopy g;
+  g.bufs.resize(params_.size());
+  for (size_t i = 0; i < params_.size(); ++i) g.bufs[i].assign(params_[i].grad.size(), 0.0f);
+  g.views = Bind(true, &g.bufs);
+  return g;
+}
+
+void ParameterStore::AddGrads(GradCopy& g) {
+  R1_CHECK(g.bufs.size() == params_.size());
+  constexpr size_t kChunk = size_t{1} << 16;
+  std::vector<std::pair<size_t, size_t>> chunks;  // (parameter, first element)
+  for (size_t i = 0; i < params_.size(); ++i)
+    for (size_t j = 0; j < params_[i].grad.size(); j += kChunk) chunks.emplace_back(i, j);
+  ParallelFor(static_cast<int64_t>(chunks.size()), true, [&](int64_t c) {
+    const auto [i, j0] = chunks[static_cast<size_t>(c)];
+    float* dst = params_[i].grad.data();
+    float* src = g.bufs[i].data();
+    for (size_t j = j0; j < std::min(params_[i].grad.size(), j0 + kChunk); ++j) {
+      dst[j] += src[j];
+      src[j] = 0.0f;
+    }
+  });
 }
 
 int64_t ParameterStore::NumTrainable() const {

@@ -51,13 +51,24 @@ class ParameterStore {
   void ZeroGrad();
   int64_t NumTrainable() const;
 
+  // Another set of gradient buffers of the same layout, zero, with its views: a thread that runs
+  // its own share of a step's micro-batches accumulates there; AddGrads then adds it into the
+  // store's gradients, tensor by tensor, and zeroes it again.
+  struct GradCopy {
+    std::vector<std::vector<float>> bufs;  // one per parameter, empty where it has no gradient
+    std::unique_ptr<ModelWeights> views;
+  };
+  GradCopy NewGradCopy() const;
+  void AddGrads(GradCopy& g);
+
   // HF layout: config.json + model.safetensors (f32 or bf16). The MTP copies of the embedding
   // and head are written too, so other tools find a complete checkpoint.
   Status SaveCheckpoint(const std::string& dir, DType dtype = DType::kF32) const;
 
  private:
   void Add(const TensorSpec& spec, std::vector<float> value);
-  std::unique_ptr<ModelWeights> Bind(bool grads) const;
+  // Views of the values, the gradients (grads) or, with `bufs`, of those gradient buffers.
+  std::unique_ptr<ModelWeights> Bind(bool grads, const std::vector<std::vector<float>>* bufs = nullptr) const;
 
   ModelConfig config_;
   std::vector<Parameter> params_;

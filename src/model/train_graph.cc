@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/threads.h"
 #include "kernels/activation.h"
 #include "kernels/attention.h"
 #include "kernels/embedding.h"
@@ -51,12 +52,77 @@ Vec Uninit(int64_t n) { return Vec(static_cast<size_t>(n)); }
 float* G(const TensorView& v) { return static_cast<float*>(const_cast<void*>(v.data)); }
 float* G(const float* p) { return const_cast<float*>(p); }
 
+// A batch row's runs of equal document ids (flat row indices), with the run each continues.
+struct Run {
+  int64_t start = 0, len = 0;
+  int32_t doc = 0;
+  int64_t parent = -1;  // index of the shared-prefix run in the same row's list, or −1
+};
+
+std::vector<Run> RowRuns(const TrainBatch& batch, int64_t b) {
+  std::vector<Run> runs;
+  const bool has_prefix = !batch.prefix.empty();
+  for (int64_t t = 0; t < batch.T; ++t) {
+    const int64_t i = b * batch.T + t;
+    if (t == 0 || batch.doc[i] != batch.doc[i - 1]) runs.push_back({i, 0, batch.doc[i], -1});
+    ++runs.back().len;
+    const int32_t pre = has_prefix ? batch.prefix[i] : -1;
+    Run& r = runs.back();
+    if (r.len == 1 && pre >= 0) {
+      for (int64_t j = static_cast<int64_t>(runs.size()) - 2; j >= 0 && r.parent < 0; --j)
+        if (runs[j].doc == pre) r.parent = j;
+      R1_CHECK(r.parent >= 0 && runs[r.parent].parent < 0);  // an earlier run of the row, not itself a continuation
+    }
+    R1_CHECK(pre < 0 ? r.parent < 0 : r.parent >= 0 && runs[r.parent].doc == pre);  // one prefix per run
+  }
+  return runs;
+}
+
+// With shared prefixes the attention runs per document: a run of queries sees its own keys and,
+// when it continues a prefix, the prefix's keys before them.
+struct Segment {
+  int64_t q0 = 0, len = 0;   // the run's rows
+  int64_t p0 = 0, plen = 0;  // its shared prefix's rows; plen = 0 for none
+  bool sequence = true;      // a sequence of the balance loss (a prefix is not: its continuations are)
+  int64_t probs = 0;         // offset of its saved softmax (H, len, plen + len) in AttnActs::probs
+};
+
+// Segments of a batch with prefixes (empty without); *probs_size = floats of their softmaxes.
+std::vector<Segment> PrefixSegments(const TrainBatch& batch, int64_t H, int64_t* probs_size) {
+  std::vector<Segment> segs;
+  *probs_size = 0;
+  if (batch.prefix.empty()) return segs;
+  R1_CHECK(batch.prefix.size() == batch.ids.size());
+  for (int64_t b = 0; b < batch.B; ++b) {
+    const std::vector<Run> runs = RowRuns(batch, b);
+    std::vector<char> is_prefix(runs.size(), 0);
+    for (const Run& r : runs)
+      if (r.parent >= 0) is_prefix[static_cast<size_t>(r.parent)] = 1;
+    for (size_t j = 0; j < runs.size(); ++j) {
+      Segment g;
+      g.q0 = runs[j].start;
+      g.len = runs[j].len;
+      if (runs[j].parent >= 0) {
+        g.p0 = runs[runs[j].parent].start;
+        g.plen = runs[runs[j].parent].len;
+      }
+      g.sequence = !is_prefix[j];
+      g.probs = *probs_size;
+      *probs_size += H * g.len * (g.plen + g.len);
+      segs.push_back(g);
+    }
+  }
+  return segs;
+}
+
 // What every block of the graph shares: sizes, positions, documents, RoPE tables.
 struct Ctx {
   const ModelConfig& c;
   int64_t B, T, N;  // N = B·T rows
   const std::vector<int32_t>& pos;
   const std::vector<int32_t>& doc;
+  const std::vector<Segment>& segs;  // empty: attention per row, documents masked
+  int64_t probs_size;                // floats of the segments' saved softmaxes
   std::vector<float> inv_freq;
   float rope_factor, scale, eps;
   LossOptions opts;
@@ -107,8 +173,46 @@ struct AttnActs {
   Vec lat_pre, rstd_kv, lat;  // (N, R)
   Vec kpe;                 // (N, Dr) rotated
   Vec key, val;            // (N, H, Dqk), (N, H, Dv)
-  Vec probs;               // (B, H, T, T)
+  Vec probs;               // (B, H, T, T), or the segments' (H, len, plen + len) each
   Vec o;                   // (N, H·Dv)
+};
+
+// The keys, values and key positions a segment attends: its prefix's rows, then its own. Without
+// a prefix they are the batch's own rows, used in place.
+struct SegmentKeys {
+  const float* k = nullptr;
+  const float* v = nullptr;
+  const int32_t* pos = nullptr;
+  Vec kbuf, vbuf;
+  std::vector<int32_t> pbuf;
+
+  void Gather(const Ctx& cx, const Segment& g, const float* key, int64_t kw, const float* val, int64_t vw) {
+    if (g.plen == 0) {
+      k = key + g.q0 * kw;
+      v = val + g.q0 * vw;
+      pos = cx.pos.data() + g.q0;
+      return;
+    }
+    const int64_t S = g.plen + g.len;
+    kbuf.resize(static_cast<size_t>(S * kw));
+    vbuf.resize(static_cast<size_t>(S * vw));
+    pbuf.resize(static_cast<size_t>(S));
+    std::copy_n(key + g.p0 * kw, g.plen * kw, kbuf.data());
+    std::copy_n(key + g.q0 * kw, g.len * kw, kbuf.data() + g.plen * kw);
+    std::copy_n(val + g.p0 * vw, g.plen * vw, vbuf.data());
+    std::copy_n(val + g.q0 * vw, g.len * vw, vbuf.data() + g.plen * vw);
+    std::copy_n(cx.pos.data() + g.p0, g.plen, pbuf.data());
+    std::copy_n(cx.pos.data() + g.q0, g.len, pbuf.data() + g.plen);
+    k = kbuf.data();
+    v = vbuf.data();
+    pos = pbuf.data();
+  }
+
+  // dst rows += the gradient d (S rows of width w) of the keys Gather laid out for g.
+  static void AddBack(const Segment& g, const float* d, int64_t w, float* dst) {
+    for (int64_t i = 0; i < g.plen * w; ++i) dst[g.p0 * w + i] += d[i];
+    for (int64_t i = 0; i < g.len * w; ++i) dst[g.q0 * w + i] += d[g.plen * w + i];
+  }
 };
 
 // h (N, C) += attention(x)
@@ -152,6 +256,18 @@ void AttnForward(const Ctx& cx, const AttentionWeights& w, const float* x, float
     std::copy_n(kvb.data() + i * (Dn + Dv) + Dn, Dv, s.val.data() + i * Dv);
   }
   s.o = Uninit(N * H * Dv);
+  if (!cx.segs.empty()) {
+    s.probs = Uninit(cx.probs_size);
+    SegmentKeys keys;
+    for (const Segment& g : cx.segs) {
+      keys.Gather(cx, g, s.key.data(), H * Dqk, s.val.data(), H * Dv);
+      k::AttentionMask mask{cx.pos.data() + g.q0, keys.pos, nullptr, nullptr};
+      k::AttentionNaive(s.q.data() + g.q0 * H * Dqk, keys.k, keys.v, g.len, g.plen + g.len, H, Dqk, Dv, cx.scale,
+                        mask, s.o.data() + g.q0 * H * Dv, s.probs.data() + g.probs);
+    }
+    k::MatMul(s.o.data(), N, w.o_proj, h, /*accumulate=*/true);
+    return;
+  }
   s.probs = Uninit(cx.B * H * T * T);
   for (int64_t b = 0; b < cx.B; ++b) {
     const int64_t r0 = b * T;
@@ -170,8 +286,29 @@ void AttnBackward(const Ctx& cx, const AttentionWeights& w, const AttentionWeigh
   const int64_t Dn = c.qk_nope_head_dim, Dv = c.v_head_dim, Dqk = c.qk_head_dim();
   Vec dout = Uninit(N * H * Dv);
   k::MatMulBackward(s.o.data(), N, w.o_proj, dh, dout.data(), G(gw.o_proj), /*accumulate_dx=*/false);
-  Vec dq = Uninit(N * H * Dqk), dkey = Uninit(N * H * Dqk), dval = Uninit(N * H * Dv);  // assigned by the kernel
-  for (int64_t b = 0; b < cx.B; ++b) {
+  Vec dq = Uninit(N * H * Dqk), dkey, dval;  // assigned by the kernel (added up per segment)
+  if (!cx.segs.empty()) {
+    dkey = Zeros(N * H * Dqk);
+    dval = Zeros(N * H * Dv);
+    SegmentKeys keys;
+    Vec dk, dv;
+    for (const Segment& g : cx.segs) {
+      const int64_t S = g.plen + g.len;
+      keys.Gather(cx, g, s.key.data(), H * Dqk, s.val.data(), H * Dv);
+      dk.resize(static_cast<size_t>(S * H * Dqk));
+      dv.resize(static_cast<size_t>(S * H * Dv));
+      k::AttentionMask mask{cx.pos.data() + g.q0, keys.pos, nullptr, nullptr};
+      k::AttentionNaiveBackward(s.q.data() + g.q0 * H * Dqk, keys.k, keys.v, s.probs.data() + g.probs,
+                                dout.data() + g.q0 * H * Dv, g.len, S, H, Dqk, Dv, cx.scale, mask,
+                                dq.data() + g.q0 * H * Dqk, dk.data(), dv.data());
+      SegmentKeys::AddBack(g, dk.data(), H * Dqk, dkey.data());
+      SegmentKeys::AddBack(g, dv.data(), H * Dv, dval.data());
+    }
+  } else {
+    dkey = Uninit(N * H * Dqk);
+    dval = Uninit(N * H * Dv);
+  }
+  for (int64_t b = 0; b < cx.B && cx.segs.empty(); ++b) {
     const int64_t r0 = b * T;
     k::AttentionMask mask{cx.pos.data() + r0, cx.pos.data() + r0, cx.doc.data() + r0, cx.doc.data() + r0};
     k::AttentionNaiveBackward(s.q.data() + r0 * H * Dqk, s.key.data() + r0 * H * Dqk, s.val.data() + r0 * H * Dv,
@@ -254,11 +391,10 @@ void Gather(const float* x, int64_t C, int64_t K, const std::vector<int64_t>& sl
 // the thread count.
 void ScatterAddExperts(const MoeActs& s, int64_t N, int64_t K, int64_t C, const std::vector<Vec>& rows, bool weighted,
                        float* dst) {
-#pragma omp parallel if (N * K * C >= (1 << 16))
-  {
-    std::vector<int64_t> order(static_cast<size_t>(K));  // the token's slots by expert
-#pragma omp for schedule(static)
-    for (int64_t n = 0; n < N; ++n) {
+  ParallelFor(N, N * K * C >= (1 << 16), [&](int64_t n) {
+    thread_local std::vector<int64_t> order;  // the token's slots by expert
+    order.resize(static_cast<size_t>(K));
+    {
       std::iota(order.begin(), order.end(), n * K);
       std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return s.idx[a] < s.idx[b]; });
       float* d = dst + n * C;
@@ -268,7 +404,7 @@ void ScatterAddExperts(const MoeActs& s, int64_t N, int64_t K, int64_t C, const 
         for (int64_t c = 0; c < C; ++c) d[c] += g * src[c];
       }
     }
-  }
+  });
 }
 
 // h (N, C) += MoE(x); returns the balance loss (mean over rows) and fills `load` (E).
@@ -282,14 +418,37 @@ double MoeForward(const Ctx& cx, const MoeWeights& w, const float* x, float* h, 
   s.wts = Zeros(N * K);
   const k::RouterParams rp{E, K, c.n_group, c.topk_group, c.norm_topk_prob, static_cast<float>(c.routed_scaling_factor)};
   k::RouteV3(logits.data(), w.e_score_correction_bias, N, rp, s.idx.data(), s.wts.data(), s.scores.data());
-  // Sequence-wise balance loss per row, averaged over rows; its gradient is kept for backward.
+  // Sequence-wise balance loss per row (with shared prefixes: per sequence, prefix + continuation),
+  // averaged over them; its gradient is kept for backward.
   s.dscores = Zeros(N * E);
   double balance = 0.0;
-  for (int64_t b = 0; b < cx.B; ++b)
-    balance += k::BalanceLoss(s.scores.data() + b * cx.T * E, s.idx.data() + b * cx.T * K, cx.T, E, K,
-                              cx.opts.balance_alpha, cx.grad_scale / static_cast<double>(cx.B),
-                              s.dscores.data() + b * cx.T * E);
-  balance /= static_cast<double>(cx.B);
+  if (cx.segs.empty()) {
+    for (int64_t b = 0; b < cx.B; ++b)
+      balance += k::BalanceLoss(s.scores.data() + b * cx.T * E, s.idx.data() + b * cx.T * K, cx.T, E, K,
+                                cx.opts.balance_alpha, cx.grad_scale / static_cast<double>(cx.B),
+                                s.dscores.data() + b * cx.T * E);
+    balance /= static_cast<double>(cx.B);
+  } else if (cx.opts.balance_alpha != 0.0) {
+    int64_t n_seq = 0;
+    for (const Segment& g : cx.segs) n_seq += g.sequence;
+    Vec sc, ds;
+    std::vector<int32_t> ix;
+    for (const Segment& g : cx.segs) {
+      if (!g.sequence) continue;
+      const int64_t n = g.plen + g.len;
+      sc.resize(static_cast<size_t>(n * E));
+      ix.resize(static_cast<size_t>(n * K));
+      std::copy_n(s.scores.data() + g.p0 * E, g.plen * E, sc.data());
+      std::copy_n(s.scores.data() + g.q0 * E, g.len * E, sc.data() + g.plen * E);
+      std::copy_n(s.idx.data() + g.p0 * K, g.plen * K, ix.data());
+      std::copy_n(s.idx.data() + g.q0 * K, g.len * K, ix.data() + g.plen * K);
+      ds.assign(static_cast<size_t>(n * E), 0.0f);
+      balance += k::BalanceLoss(sc.data(), ix.data(), n, E, K, cx.opts.balance_alpha,
+                                cx.grad_scale / static_cast<double>(n_seq), ds.data());
+      SegmentKeys::AddBack(g, ds.data(), E, s.dscores.data());
+    }
+    balance /= static_cast<double>(std::max<int64_t>(1, n_seq));
+  }
   s.slots.assign(static_cast<size_t>(E), {});
   s.slot_row.resize(static_cast<size_t>(N * K));
   for (int64_t i = 0; i < N * K; ++i) {
@@ -307,18 +466,20 @@ double MoeForward(const Ctx& cx, const MoeWeights& w, const float* x, float* h, 
   // routed experts' outputs are added into h afterwards in expert order, then the shared expert's
   // down projection, so h does not depend on the schedule or the thread count.
   s.order = ExpertTasks(load, w.has_shared);
-#pragma omp parallel for schedule(dynamic, 1)
-  for (size_t i = 0; i < s.order.size(); ++i) {
-    const int64_t e = s.order[i];
-    if (e == kSharedTask) {
-      MlpHidden(w.shared_experts, x, N, s.shared);
-      continue;
-    }
-    const int64_t n = load[e];
-    Gather(x, C, K, s.slots[e], s.xe[e]);
-    s.ye[e] = Uninit(n * C);
-    MlpForward(w.experts[e], s.xe[e].data(), n, s.ye[e].data(), false, s.expert[e]);
-  }
+  ParallelFor(
+      static_cast<int64_t>(s.order.size()), true,
+      [&](int64_t i) {
+        const int64_t e = s.order[i];
+        if (e == kSharedTask) {
+          MlpHidden(w.shared_experts, x, N, s.shared);
+          return;
+        }
+        const int64_t n = load[e];
+        Gather(x, C, K, s.slots[e], s.xe[e]);
+        s.ye[e] = Uninit(n * C);
+        MlpForward(w.experts[e], s.xe[e].data(), n, s.ye[e].data(), false, s.expert[e]);
+      },
+      Schedule::kDynamic);
   ScatterAddExperts(s, N, K, C, s.ye, /*weighted=*/true, h);
   if (w.has_shared) k::MatMul(s.shared.a.data(), N, w.shared_experts.down_proj, h, /*accumulate=*/true);
   return balance;
@@ -332,19 +493,17 @@ void MoeBackward(const Ctx& cx, const MoeWeights& w, const MoeWeights& gw, const
   std::vector<Vec> dxe(static_cast<size_t>(E));  // per expert: gradient wrt its gathered inputs
   // The same tasks as the forward; dx gets the shared expert's part in its task and the routed
   // experts' parts in expert order after.
-#pragma omp parallel
-  {
-    Vec dye;
-#pragma omp for schedule(dynamic, 1)
-    for (size_t i = 0; i < s.order.size(); ++i) {
+  ParallelFor(
+      static_cast<int64_t>(s.order.size()), true,
+      [&](int64_t i) {
       const int64_t e = s.order[i];
       if (e == kSharedTask) {
         MlpBackward(w.shared_experts, gw.shared_experts, x, N, s.shared, dh, dx);
-        continue;
+        return;
       }
       const auto& slot = s.slots[e];
       const int64_t n = static_cast<int64_t>(slot.size());
-      dye.resize(static_cast<size_t>(n * C));  // assigned whole below
+      Vec dye = Uninit(n * C);  // assigned whole below
       for (int64_t j = 0; j < n; ++j) {
         const float* d = dh + (slot[j] / K) * C;
         const float g = s.wts[slot[j]];
@@ -358,8 +517,8 @@ void MoeBackward(const Ctx& cx, const MoeWeights& w, const MoeWeights& gw, const
       dxe[e] = Uninit(n * C);
       MlpBackward(w.experts[e], gw.experts[e], s.xe[e].data(), n, s.expert[e], dye.data(), dxe[e].data(),
                   /*accumulate_dx=*/false);
-    }
-  }
+      },
+      Schedule::kDynamic);
   ScatterAddExperts(s, N, K, C, dxe, /*weighted=*/false, dx);
   const k::RouterParams rp{E, K, c.n_group, c.topk_group, c.norm_topk_prob, static_cast<float>(c.routed_scaling_factor)};
   Vec dscores = s.dscores, dlogits = Zeros(N * E);
@@ -414,11 +573,10 @@ void BlockBackward(const Ctx& cx, const LayerWeights& w, const LayerWeights& gw,
 std::vector<int32_t> DocumentPositions(const TrainBatch& batch) {
   std::vector<int32_t> pos(batch.ids.size());
   for (int64_t b = 0; b < batch.B; ++b) {
-    int32_t p = 0;
-    for (int64_t t = 0; t < batch.T; ++t) {
-      const int64_t i = b * batch.T + t;
-      if (t > 0 && batch.doc[i] != batch.doc[i - 1]) p = 0;
-      pos[i] = p++;
+    const std::vector<Run> runs = RowRuns(batch, b);
+    for (const Run& r : runs) {
+      const int64_t first = r.parent >= 0 ? runs[r.parent].len : 0;
+      for (int64_t t = 0; t < r.len; ++t) pos[r.start + t] = static_cast<int32_t>(first + t);
     }
   }
   return pos;
@@ -430,8 +588,10 @@ LossReport TrainForwardBackward(const ModelConfig& c, const ModelWeights& w, Mod
   R1_CHECK(static_cast<int64_t>(batch.ids.size()) == N && batch.targets.size() == batch.ids.size() &&
            batch.doc.size() == batch.ids.size());
   const std::vector<int32_t> pos = DocumentPositions(batch);
+  int64_t probs_size = 0;
+  const std::vector<Segment> segs = PrefixSegments(batch, c.num_attention_heads, &probs_size);
   const k::RopeParams rope = c.Rope();
-  Ctx cx{c, B, T, N, pos, batch.doc, k::RopeInvFreq(rope), k::RopeAttentionFactor(rope), c.SoftmaxScale(),
+  Ctx cx{c, B, T, N, pos, batch.doc, segs, probs_size, k::RopeInvFreq(rope), k::RopeAttentionFactor(rope), c.SoftmaxScale(),
          static_cast<float>(c.rms_norm_eps), opts, grad_scale, grads != nullptr};
   LossReport rep;
 
@@ -460,12 +620,11 @@ LossReport TrainForwardBackward(const ModelConfig& c, const ModelWeights& w, Mod
     std::vector<double> row_entropy(static_cast<size_t>(N), 0.0);
     // Each trained row becomes p = softmax(z/τ) in place (one exp per logit); logp of the target
     // is kept. Entropy H = lse − Σ p·z/τ.
-#pragma omp parallel if (N * V >= (1 << 16))
-    {
-      std::vector<float> z(static_cast<size_t>(V));  // this thread's copy of z/τ
-#pragma omp for schedule(static)
-      for (int64_t n = 0; n < N; ++n) {
-        if (batch.targets[n] < 0) continue;
+    ParallelFor(N, N * V >= (1 << 16), [&](int64_t n) {
+      thread_local std::vector<float> z;  // this thread's copy of z/τ
+      z.resize(static_cast<size_t>(V));
+      {
+        if (batch.targets[n] < 0) return;
         float* row = logits.data() + n * V;
         float m = -INFINITY;
         for (int64_t v = 0; v < V; ++v) {
@@ -483,22 +642,21 @@ LossReport TrainForwardBackward(const ModelConfig& c, const ModelWeights& w, Mod
         }
         row_entropy[static_cast<size_t>(n)] = lse - ez;
       }
-    }
+    });
     double entropy = 0.0;
     for (double h : row_entropy) entropy += h;
     rep.entropy = n_main ? entropy / static_cast<double>(n_main) : 0.0;
     rep.main = opts.token_objective(logp.data(), coef.data());
-#pragma omp parallel for schedule(static) if (N * V >= (1 << 16))
-    for (int64_t n = 0; n < N; ++n) {
+    ParallelFor(N, N * V >= (1 << 16), [&](int64_t n) {
       float* row = logits.data() + n * V;
       if (batch.targets[n] < 0) {
         std::fill(row, row + V, 0.0f);
-        continue;
+        return;
       }
       const float g = grad_scale * coef[n] * inv_t;
       for (int64_t v = 0; v < V; ++v) row[v] *= -g;
       row[batch.targets[n]] += g;
-    }
+    });
   } else {
     // Logit distillation: KL(q ‖ p) = Σ_v q_v (log q_v − log p_v) per trained row, gradient
     // w·(p − q)/n, computed before the cross-entropy overwrites the logits and added after it.
@@ -508,9 +666,8 @@ LossReport TrainForwardBackward(const ModelConfig& c, const ModelWeights& w, Mod
       dkl = Zeros(N * V);
       const double gs = grad_scale * opts.distill_weight / static_cast<double>(n_main);
       std::vector<double> row_kl(static_cast<size_t>(N), 0.0);  // summed in row order below
-#pragma omp parallel for schedule(static)
-      for (int64_t n = 0; n < N; ++n) {
-        if (batch.targets[n] < 0) continue;
+      ParallelFor(N, true, [&](int64_t n) {
+        if (batch.targets[n] < 0) return;
         const float* row = logits.data() + n * V;
         const float* q = opts.teacher_probs + n * V;
         float* d = dkl.data() + n * V;
@@ -524,7 +681,7 @@ LossReport TrainForwardBackward(const ModelConfig& c, const ModelWeights& w, Mod
           d[v] = static_cast<float>(gs * (static_cast<double>(d[v]) * inv_sum - q[v]));
         }
         row_kl[static_cast<size_t>(n)] = kl_n;
-      }
+      });
       double kl = 0.0;
       for (double x : row_kl) kl += x;
       rep.distill = kl / static_cast<double>(n_main);

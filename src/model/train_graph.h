@@ -20,6 +20,14 @@ struct TrainBatch {
   std::vector<int32_t> ids;      // (B, T)
   std::vector<int32_t> targets;  // (B, T); −1 = no loss at this position
   std::vector<int32_t> doc;      // (B, T); contiguous runs of equal ids are documents
+  // Shared prefixes (optional: empty, or (B, T)): prefix[i] is the id of a document earlier in i's
+  // row that i's document continues, or −1. A GRPO group is one prompt followed by its G
+  // completions, each continuing it: the prompt's tokens are computed once instead of G times. A
+  // continuation sees the prefix's keys before its own, its positions continue after the prefix's,
+  // and for the balance loss prefix + continuation is one sequence (a batch with prefixes takes the
+  // balance loss per sequence rather than per row). Prefixes do not nest; MTP targets do not cross
+  // from a prefix into its continuations.
+  std::vector<int32_t> prefix;
 };
 
 struct LossOptions {
@@ -52,7 +60,8 @@ struct LossReport {
 LossReport TrainForwardBackward(const ModelConfig& c, const ModelWeights& w, ModelWeights* grads,
                                 const TrainBatch& batch, const LossOptions& opts, float grad_scale = 1.0f);
 
-// RoPE positions of a batch: t − (start of t's document within its row).
+// RoPE positions of a batch: t − (start of t's document within its row), plus the length of the
+// document's shared prefix when it continues one.
 std::vector<int32_t> DocumentPositions(const TrainBatch& batch);
 
 }  // namespace r1

@@ -5,8 +5,11 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include <omp.h>
+
 #include "core/file.h"
 #include "core/log.h"
+#include "core/threads.h"
 #include "infer/rollout.h"
 #include "io/safetensors.h"
 #include "model/deepseek_v3.h"
@@ -47,26 +50,43 @@ Status Validate(const GrpoOptions& o) {
   return Status::Ok();
 }
 
-// Rows of a micro-batch: prompt + completion, predicting the completion tokens only.
-TrainBatch MakeBatch(const std::vector<Sample*>& rows) {
-  TrainBatch b;
-  b.B = static_cast<int64_t>(rows.size());
-  for (const Sample* s : rows) b.T = std::max<int64_t>(b.T, static_cast<int64_t>(s->prompt.size() + s->ids.size()) - 1);
-  b.ids.assign(static_cast<size_t>(b.B * b.T), 0);
-  b.targets.assign(static_cast<size_t>(b.B * b.T), -1);
-  b.doc.assign(static_cast<size_t>(b.B * b.T), -1);
-  for (int64_t r = 0; r < b.B; ++r) {
+// A micro-batch as one row of shared prefixes: for each group's samples, the prompt but its last
+// token once (the prefix), then per sample the prompt's last token and the completion but its last
+// token (continuing the prefix), each position predicting the next completion token. The prompt's
+// tokens run through the model once per group instead of once per completion, and rows need no
+// padding. first[r] = the position predicting sample r's first completion token.
+struct MicroBatch {
+  TrainBatch batch;
+  std::vector<int64_t> first;
+};
+
+MicroBatch MakeBatch(const std::vector<Sample*>& rows) {
+  MicroBatch m;
+  TrainBatch& b = m.batch;
+  b.B = 1;
+  auto push = [&](int32_t id, int32_t target, int32_t doc, int32_t prefix) {
+    b.ids.push_back(id);
+    b.targets.push_back(target);
+    b.doc.push_back(doc);
+    b.prefix.push_back(prefix);
+  };
+  int32_t doc = 0, prefix_doc = -1;
+  for (size_t r = 0; r < rows.size(); ++r) {
     const Sample& s = *rows[r];
-    std::vector<int32_t> seq = s.prompt;
-    seq.insert(seq.end(), s.ids.begin(), s.ids.end());
-    const int64_t P = static_cast<int64_t>(s.prompt.size()), L = static_cast<int64_t>(seq.size()) - 1;
-    for (int64_t t = 0; t < L; ++t) {
-      b.ids[r * b.T + t] = seq[t];
-      b.doc[r * b.T + t] = 0;
-      if (t + 1 >= P) b.targets[r * b.T + t] = seq[t + 1];  // completion token t+1−P
+    const size_t P = s.prompt.size();
+    const bool same_prompt = r > 0 && rows[r - 1]->group == s.group && rows[r - 1]->prompt == s.prompt;
+    if (!same_prompt) {
+      prefix_doc = P > 1 ? doc++ : -1;
+      for (size_t i = 0; i + 1 < P; ++i) push(s.prompt[i], -1, prefix_doc, -1);
     }
+    m.first.push_back(static_cast<int64_t>(b.ids.size()));
+    if (s.ids.empty()) continue;  // nothing to predict (the rollout samples at least one token)
+    const int32_t d = doc++;
+    push(s.prompt.back(), s.ids[0], d, prefix_doc);
+    for (size_t j = 0; j + 1 < s.ids.size(); ++j) push(s.ids[j], s.ids[j + 1], d, prefix_doc);
   }
-  return b;
+  b.T = static_cast<int64_t>(b.ids.size());
+  return m;
 }
 
 }  // namespace
@@ -119,6 +139,11 @@ Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(co
   // The inference engine on the live weights: rollouts see every update.
   DeepSeekV3 policy(config, store.Weights());
   train::AdamW opt(&store, train::AdamWConfig{0.9f, 0.95f, 1e-8f, opts.weight_decay, opts.clip});
+  // Whether the update's threads each take whole micro-batches (see the update below).
+  const bool lanes_fit =
+      DecodeSplit(static_cast<uint64_t>(policy.DecodeMatrixBytes(DeepSeekV3::RoutedExperts::kAll)),
+                  LastLevelCacheBytes(), std::max(1, omp_get_max_threads())) == RolloutOptions::Split::kSequences;
+  std::vector<ParameterStore::GradCopy> grad_copies;  // one per lane after the first
   train::TrainerState state;
   state.stage = "grpo";
   state.seed = opts.seed;
@@ -195,43 +220,71 @@ Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(co
       completion_tokens += static_cast<int64_t>(s->ids.size());
       max_len = std::max<int64_t>(max_len, static_cast<int64_t>(s->ids.size()));
     }
-    auto for_rows = [&](const std::function<void(const std::vector<Sample*>&)>& fn) {
-      for (size_t i = 0; i < all.size(); i += static_cast<size_t>(opts.micro_batch))
-        fn(std::vector<Sample*>(all.begin() + i, all.begin() + std::min(all.size(), i + static_cast<size_t>(opts.micro_batch))));
+    // Micro-batches of at most --micro-batch completions. For a model whose products are too small
+    // to split well across the threads (the rollout's rule: twice its matrices fit the last-level
+    // cache), each thread instead runs whole micro-batches on its own (a lane), into its own
+    // gradient buffers, added up in lane order after; the micro-batches then come in a multiple of
+    // the threads, of equal size. Either way the result depends only on the thread count.
+    const int threads = std::max(1, omp_get_max_threads());
+    int64_t n_micro = (static_cast<int64_t>(all.size()) + opts.micro_batch - 1) / opts.micro_batch;
+    int64_t lanes = 1;
+    if (threads > 1 && n_micro >= 1 && all.size() >= 2 && lanes_fit) {
+      n_micro = std::min<int64_t>(static_cast<int64_t>(all.size()), (n_micro + threads - 1) / threads * threads);
+      lanes = std::min<int64_t>(threads, n_micro);
+    }
+    std::vector<std::vector<Sample*>> micro(static_cast<size_t>(n_micro));
+    if (n_micro > 0) {
+      const size_t per = (all.size() + static_cast<size_t>(n_micro) - 1) / static_cast<size_t>(n_micro);
+      for (size_t i = 0; i < all.size(); ++i) micro[i / per].push_back(all[i]);
+    }
+    while (static_cast<int64_t>(grad_copies.size()) < lanes - 1) grad_copies.push_back(store.NewGradCopy());
+    // fn(micro-batch index, lane) for every micro-batch, lane by lane.
+    auto for_micro = [&](const std::function<void(size_t, int64_t)>& fn) {
+      ParallelFor(lanes, lanes > 1, [&](int64_t lane) {
+        for (int64_t i = lane; i < n_micro; i += lanes) fn(static_cast<size_t>(i), lane);
+      });
     };
     if (ref) {
-      for_rows([&](const std::vector<Sample*>& rows) {
-        TrainBatch b = MakeBatch(rows);
+      for_micro([&](size_t mi, int64_t) {
+        const std::vector<Sample*>& rows = micro[mi];
+        if (rows.empty()) return;
+        const MicroBatch mb = MakeBatch(rows);
         LossOptions lo;
         lo.temperature = opts.temperature;
         lo.token_objective = [&](const float* logp, float*) {
-          for (int64_t r = 0; r < b.B; ++r) {
-            const int64_t P0 = static_cast<int64_t>(rows[r]->prompt.size());
+          for (size_t r = 0; r < rows.size(); ++r) {
             rows[r]->ref_logp.resize(rows[r]->ids.size());
-            for (size_t j = 0; j < rows[r]->ids.size(); ++j) rows[r]->ref_logp[j] = logp[r * b.T + P0 - 1 + static_cast<int64_t>(j)];
+            for (size_t j = 0; j < rows[r]->ids.size(); ++j)
+              rows[r]->ref_logp[j] = logp[mb.first[r] + static_cast<int64_t>(j)];
           }
           return 0.0;
         };
-        TrainForwardBackward(config, *ref_weights, nullptr, b, lo);
+        TrainForwardBackward(config, *ref_weights, nullptr, mb.batch, lo);
       });
     }
     // ---- μ optimizer steps on the clipped objective
     const double n_seqs = static_cast<double>(all.size());
     double kl_sum = 0, clipped = 0, entropy_sum = 0, loss_sum = 0;
     int64_t counted = 0;
-    for (int it = 0; it < opts.mu && !all.empty(); ++it) {  // each optimizer step leaves the gradients zero
+    struct MicroTotals {
+      double kl = 0, clipped = 0, entropy = 0, loss = 0;
       std::vector<std::vector<int64_t>> loads;
-      double kl_it = 0, clipped_it = 0, ent_it = 0, loss_it = 0;
-      for_rows([&](const std::vector<Sample*>& rows) {
-        TrainBatch b = MakeBatch(rows);
+    };
+    for (int it = 0; it < opts.mu && !all.empty(); ++it) {  // each optimizer step leaves the gradients zero
+      std::vector<MicroTotals> totals(static_cast<size_t>(n_micro));
+      for_micro([&](size_t mi, int64_t lane) {
+        const std::vector<Sample*>& rows = micro[mi];
+        if (rows.empty()) return;
+        MicroTotals& mt = totals[mi];
+        const MicroBatch mb = MakeBatch(rows);
         LossOptions lo;
         lo.temperature = opts.temperature;
         lo.balance_alpha = opts.balance_alpha;
         lo.token_objective = [&](const float* logp, float* coef) {
           double loss = 0;
-          for (int64_t r = 0; r < b.B; ++r) {
+          for (size_t r = 0; r < rows.size(); ++r) {
             const Sample& s = *rows[r];
-            const int64_t P0 = static_cast<int64_t>(s.prompt.size()), n = static_cast<int64_t>(s.ids.size());
+            const int64_t n = static_cast<int64_t>(s.ids.size());
             // Per-token weight of the aggregation.
             double w = 0;
             switch (opts.loss) {
@@ -240,27 +293,38 @@ Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(co
               case GrpoLoss::kDrGrpo: w = 1.0 / (n_seqs * static_cast<double>(opts.max_new_tokens)); break;
             }
             for (int64_t j = 0; j < n; ++j) {
-              const int64_t i = r * b.T + P0 - 1 + j;
+              const int64_t i = mb.first[r] + j;
               const TokenTerms tt = GrpoTokenTerms(logp[i], s.old_logp[j], ref != nullptr,
                                                    ref ? s.ref_logp[j] : 0.0, s.advantage, eps_low, eps_high,
                                                    opts.beta);
               const double c = tt.coef, tok_loss = tt.loss;
-              kl_it += tt.kl;
-              clipped_it += tt.clipped;
+              mt.kl += tt.kl;
+              mt.clipped += tt.clipped;
               loss += w * tok_loss;
               coef[i] = static_cast<float>(w * c);
             }
           }
           return loss;
         };
-        const LossReport rep = TrainForwardBackward(config, *weights, grads.get(), b, lo);
-        ent_it += rep.entropy * static_cast<double>(rep.main_tokens);
-        loss_it += rep.main;
-        if (loads.empty()) loads = rep.expert_load;
-        else
-          for (size_t l = 0; l < loads.size(); ++l)
-            for (size_t e = 0; e < loads[l].size(); ++e) loads[l][e] += rep.expert_load[l][e];
+        ModelWeights* g = lane == 0 ? grads.get() : grad_copies[static_cast<size_t>(lane - 1)].views.get();
+        const LossReport rep = TrainForwardBackward(config, *weights, g, mb.batch, lo);
+        mt.entropy = rep.entropy * static_cast<double>(rep.main_tokens);
+        mt.loss = rep.main;
+        mt.loads = rep.expert_load;
       });
+      for (int64_t l = 1; l < lanes; ++l) store.AddGrads(grad_copies[static_cast<size_t>(l - 1)]);
+      std::vector<std::vector<int64_t>> loads;
+      double kl_it = 0, clipped_it = 0, ent_it = 0, loss_it = 0;
+      for (const MicroTotals& mt : totals) {
+        kl_it += mt.kl;
+        clipped_it += mt.clipped;
+        ent_it += mt.entropy;
+        loss_it += mt.loss;
+        if (loads.empty()) loads = mt.loads;
+        else
+          for (size_t l = 0; l < loads.size() && l < mt.loads.size(); ++l)
+            for (size_t e = 0; e < loads[l].size(); ++e) loads[l][e] += mt.loads[l][e];
+      }
       opt.Step(opts.lr);
       train::UpdateCorrectionBias(&store, loads, opts.bias_update_speed);
       if (it == 0) {  // report the first pass (ratios are 1 there up to kernel rounding)

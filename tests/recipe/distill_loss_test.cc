@@ -4,36 +4,16 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <nlohmann/json.hpp>
 #include <random>
 
+#include "common/tiny_config.h"
 #include "model/parameters.h"
 #include "model/train_graph.h"
 
 namespace r1 {
 namespace {
 
-ModelConfig Config(bool moe) {
-  nlohmann::json j = {{"model_type", "deepseek_v3"}, {"vocab_size", 23},      {"hidden_size", 16},
-                      {"intermediate_size", 24},     {"num_hidden_layers", 2}, {"num_attention_heads", 2},
-                      {"q_lora_rank", nullptr},      {"kv_lora_rank", 8},      {"qk_nope_head_dim", 4},
-                      {"qk_rope_head_dim", 4},       {"v_head_dim", 4},        {"max_position_embeddings", 64},
-                      {"n_routed_experts", nullptr}, {"num_nextn_predict_layers", 0}, {"rms_norm_eps", 1e-6},
-                      {"rope_theta", 10000.0}};
-  if (moe) {
-    j["n_routed_experts"] = 4;
-    j["first_k_dense_replace"] = 1;
-    j["moe_intermediate_size"] = 8;
-    j["n_shared_experts"] = 1;
-    j["num_experts_per_tok"] = 2;
-    j["n_group"] = 1;
-    j["topk_group"] = 1;
-    j["routed_scaling_factor"] = 1.0;
-  }
-  auto c = ModelConfig::FromJson(j.dump(), "test");
-  EXPECT_TRUE(c.ok()) << c.status().ToString();
-  return c.value();
-}
+ModelConfig Config(bool moe) { return test_util::TinyTrainConfig(moe, 23, 0); }
 
 struct Fixture {
   ModelConfig config;

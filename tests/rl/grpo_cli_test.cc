@@ -74,6 +74,14 @@ TEST(GrpoCli, StepsMetricsCheckpointAndEval) {
   r = R1("grpo --init " + d + "/base " + task + " --out " + d + "/g3 --steps 1 --prompts-per-step 1 --group 2 " +
          "--max-new-tokens 8 --lr 1e-3 --loss seq-mean-token-mean");
   ASSERT_EQ(r.code, 0) << r.err;
+  // Two threads, each taking whole micro-batches into its own gradients on a model this small: two
+  // runs give the same checkpoint bit for bit.
+  for (const char* out : {"/t2a", "/t2b"}) {
+    r = R1("grpo --init " + d + "/base " + task + " --out " + d + out + " --steps 2 --prompts-per-step 2 --group 4 " +
+           "--max-new-tokens 8 --lr 1e-3 --micro-batch 2 --threads 2");
+    ASSERT_EQ(r.code, 0) << r.err;
+  }
+  EXPECT_EQ(ReadFileToString(d + "/t2a/model.safetensors").value(), ReadFileToString(d + "/t2b/model.safetensors").value());
   EXPECT_EQ(R1("grpo --init " + d + "/base " + task + " --out " + d + "/x --steps 1 --lr 1e-3 --loss bogus").code, 2);
   EXPECT_EQ(R1("grpo --init " + d + "/base --task nosuch --out " + d + "/x --steps 1 --lr 1e-3").code, 1);
 
