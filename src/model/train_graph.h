@@ -3,7 +3,8 @@
 // tools/ref/README.md ("Training reference"):
 //   L = mean CE(main) + λ·mean CE(MTP, predicting t+2) + Σ_MoE layers mean_rows α·Σ_i f_i·P_i
 // over a batch of B rows × T tokens with packed documents (attention confined to a document,
-// positions restarting at each document start).
+// positions restarting at each document start), optionally continuing shared prefixes
+// (TrainBatch::prefix; the balance loss is then a mean over sequences instead of rows).
 #pragma once
 
 #include <cstdint>
