@@ -307,13 +307,14 @@ void AttnBackward(const Ctx& cx, const AttentionWeights& w, const AttentionWeigh
   } else {
     dkey = Uninit(N * H * Dqk);
     dval = Uninit(N * H * Dv);
-  }
-  for (int64_t b = 0; b < cx.B && cx.segs.empty(); ++b) {
-    const int64_t r0 = b * T;
-    k::AttentionMask mask{cx.pos.data() + r0, cx.pos.data() + r0, cx.doc.data() + r0, cx.doc.data() + r0};
-    k::AttentionNaiveBackward(s.q.data() + r0 * H * Dqk, s.key.data() + r0 * H * Dqk, s.val.data() + r0 * H * Dv,
-                              s.probs.data() + b * H * T * T, dout.data() + r0 * H * Dv, T, T, H, Dqk, Dv, cx.scale,
-                              mask, dq.data() + r0 * H * Dqk, dkey.data() + r0 * H * Dqk, dval.data() + r0 * H * Dv);
+    for (int64_t b = 0; b < cx.B; ++b) {
+      const int64_t r0 = b * T;
+      k::AttentionMask mask{cx.pos.data() + r0, cx.pos.data() + r0, cx.doc.data() + r0, cx.doc.data() + r0};
+      k::AttentionNaiveBackward(s.q.data() + r0 * H * Dqk, s.key.data() + r0 * H * Dqk, s.val.data() + r0 * H * Dv,
+                                s.probs.data() + b * H * T * T, dout.data() + r0 * H * Dv, T, T, H, Dqk, Dv,
+                                cx.scale, mask, dq.data() + r0 * H * Dqk, dkey.data() + r0 * H * Dqk,
+                                dval.data() + r0 * H * Dv);
+    }
   }
   // Split the key gradient: k_nope and v come from kv_b_proj; the rope key is shared by all heads.
   Vec dkvb = Uninit(N * H * (Dn + Dv)), dkpe = Zeros(N * Dr);
