@@ -100,7 +100,12 @@ inline void HSumMany(const __m512* v, float* out) {
 template <int R, int J>
 inline void StoreDots(const __m512* s, float* res, int64_t rs) {
   float dots[R * J];
-  HSumMany<R * J>(s, dots);
+  if constexpr (R * J <= 16) {
+    HSumMany<R * J>(s, dots);
+  } else {
+    HSumMany<16>(s, dots);
+    HSumMany<R * J - 16>(s + 16, dots + 16);
+  }
   R1_UNROLL
   for (int r = 0; r < R; ++r)
     R1_UNROLL
@@ -178,61 +183,51 @@ const Fp8Tables& Tables() {
 //   x: J inputs, input j at x + j·xs (prepared for the dtype); w: R rows, row stride K;
 //   res[j·rs + r] = Σ_k x_j[k]·w[r][k].
 
-// R rows of f32 weights; pf: prefetch distance in weights (PrefetchBytes), 0 for none.
+// R rows of f32 weights; pf: prefetch distance in weights (PrefetchBytes), 0 for none. One
+// accumulator per (row, input) pair, 16 columns a step: a pass of 4 rows x 6 inputs loads 10
+// vectors per 24 FMAs (2 x 6 with two accumulators each loaded 16: 113-118 -> 133-137 GFLOP/s on
+// one core at K = 256, hot cache). With T == 1 the kernel takes 8 rows a pass, so that 8
+// independent FMA chains hide the FMA latency.
 template <int R, int J>
 void RowsF32(const float* __restrict x, int64_t xs, const float* __restrict w, int64_t K,
              int64_t pf, float* res, int64_t rs) {
-  __m512 a0[R][J], a1[R][J];
+  __m512 a[R][J];
   R1_UNROLL
   for (int r = 0; r < R; ++r)
     R1_UNROLL
-    for (int j = 0; j < J; ++j) a0[r][j] = a1[r][j] = _mm512_setzero_ps();
+    for (int j = 0; j < J; ++j) a[r][j] = _mm512_setzero_ps();
   int64_t k = 0;
-  for (; k + 32 <= K; k += 32) {
-    __m512 w0[R], w1[R];
+  for (; k + 16 <= K; k += 16) {
+    __m512 wv[R];
     R1_UNROLL
     for (int r = 0; r < R; ++r) {
       if (pf != 0) Prefetch(w + r * K + k + pf);
-      w0[r] = _mm512_loadu_ps(w + r * K + k);
-      w1[r] = _mm512_loadu_ps(w + r * K + k + 16);
+      wv[r] = _mm512_loadu_ps(w + r * K + k);
     }
     R1_UNROLL
     for (int j = 0; j < J; ++j) {
-      const __m512 x0 = InRegister(_mm512_loadu_ps(x + j * xs + k));
-      const __m512 x1 = InRegister(_mm512_loadu_ps(x + j * xs + k + 16));
+      const __m512 xv = InRegister(_mm512_loadu_ps(x + j * xs + k));
       R1_UNROLL
-      for (int r = 0; r < R; ++r) {
-        a0[r][j] = _mm512_fmadd_ps(x0, w0[r], a0[r][j]);
-        a1[r][j] = _mm512_fmadd_ps(x1, w1[r], a1[r][j]);
-      }
+      for (int r = 0; r < R; ++r) a[r][j] = _mm512_fmadd_ps(xv, wv[r], a[r][j]);
     }
   }
-  if (k < K) {  // the last 1..31 columns: the same two accumulators, masked
-    const int64_t left = K - k;
-    const __mmask16 m0 = left >= 16 ? 0xffff : static_cast<__mmask16>((1u << left) - 1);
-    const __mmask16 m1 = left > 16 ? static_cast<__mmask16>((1u << (left - 16)) - 1) : 0;
-    __m512 w0[R], w1[R];
+  if (k < K) {  // the last 1..15 columns, masked
+    const __mmask16 m = static_cast<__mmask16>((1u << (K - k)) - 1);
+    __m512 wv[R];
     R1_UNROLL
-    for (int r = 0; r < R; ++r) {
-      w0[r] = _mm512_maskz_loadu_ps(m0, w + r * K + k);
-      w1[r] = _mm512_maskz_loadu_ps(m1, w + r * K + k + 16);
-    }
+    for (int r = 0; r < R; ++r) wv[r] = _mm512_maskz_loadu_ps(m, w + r * K + k);
     R1_UNROLL
     for (int j = 0; j < J; ++j) {
-      const __m512 x0 = _mm512_maskz_loadu_ps(m0, x + j * xs + k);
-      const __m512 x1 = _mm512_maskz_loadu_ps(m1, x + j * xs + k + 16);
+      const __m512 xv = _mm512_maskz_loadu_ps(m, x + j * xs + k);
       R1_UNROLL
-      for (int r = 0; r < R; ++r) {
-        a0[r][j] = _mm512_fmadd_ps(x0, w0[r], a0[r][j]);
-        a1[r][j] = _mm512_fmadd_ps(x1, w1[r], a1[r][j]);
-      }
+      for (int r = 0; r < R; ++r) a[r][j] = _mm512_fmadd_ps(xv, wv[r], a[r][j]);
     }
   }
   __m512 s[R * J];
   R1_UNROLL
   for (int r = 0; r < R; ++r)
     R1_UNROLL
-    for (int j = 0; j < J; ++j) s[j * R + r] = _mm512_add_ps(a0[r][j], a1[r][j]);
+    for (int j = 0; j < J; ++j) s[j * R + r] = a[r][j];
   StoreDots<R, J>(s, res, rs);
 }
 
@@ -349,7 +344,8 @@ void RowsFp8(const float* __restrict xp, int64_t xs, const uint8_t* __restrict w
 // accumulators (fp8: 3·R·J) plus the widened weights fit the 32 vector registers. T == 1 keeps
 // kRows rows per pass.
 constexpr int kBatchInputs = 6;
-constexpr int BatchRows(DType d) { return d == DType::kF8E4M3 ? 1 : 2; }
+constexpr int BatchRows(DType d) { return d == DType::kF8E4M3 ? 1 : d == DType::kF32 ? 4 : 2; }
+constexpr int64_t kRowsF32Single = 8;  // f32 rows per pass for T == 1 (see RowsF32)
 
 // R rows at n of any dtype, J inputs (input j at x + j·xs), prefetching pf weights ahead;
 // res[j·kRows + r].
@@ -396,18 +392,57 @@ void PassRows(const float* x, int64_t xs, int64_t T, const TensorView& w, int64_
   }
 }
 
+// f32: R rows at n for all T inputs, kBatchInputs at a time (R > kRows: T == 1 only);
+// res[t·kRows + r].
+template <int R>
+void PassRowsF32(const float* x, int64_t xs, int64_t T, const TensorView& w, int64_t pf, int64_t n, float* res) {
+  const int64_t K = w.cols();
+  const float* wn = static_cast<const float*>(w.data) + n * K;
+  if constexpr (R > kRows) {
+    R1_CHECK_EQ(T, 1);
+    RowsF32<R, 1>(x, xs, wn, K, pf, res, kRows);
+  } else {
+    for (int64_t t0 = 0; t0 < T; t0 += kBatchInputs) {
+      const float* xt = x + t0 * xs;
+      float* rt = res + t0 * kRows;
+      switch (std::min<int64_t>(kBatchInputs, T - t0)) {
+        case 1: RowsF32<R, 1>(xt, xs, wn, K, pf, rt, kRows); break;
+        case 2: RowsF32<R, 2>(xt, xs, wn, K, pf, rt, kRows); break;
+        case 3: RowsF32<R, 3>(xt, xs, wn, K, pf, rt, kRows); break;
+        case 4: RowsF32<R, 4>(xt, xs, wn, K, pf, rt, kRows); break;
+        case 5: RowsF32<R, 5>(xt, xs, wn, K, pf, rt, kRows); break;
+        default: RowsF32<R, kBatchInputs>(xt, xs, wn, K, pf, rt, kRows); break;
+      }
+    }
+  }
+}
+
 // Rows [row_begin, row_end) for T <= kMaxBatch inputs prepared for w's dtype (input t at
 // xp + t·xs); writes out[t·ldo + (n − row_begin)] (=|+=).
 void RowsPrepared(const float* xp, int64_t xs, int64_t T, const TensorView& w, int64_t row_begin,
                   int64_t row_end, float* out, int64_t ldo, bool accumulate) {
   R1_CHECK(T >= 1 && T <= kMaxBatch);
   float res[kRows * kMaxBatch];
-  const int64_t group = T == 1 ? kRows : BatchRows(w.dtype);
+  const bool f32 = w.dtype == DType::kF32;
+  const int64_t group = T == 1 ? (f32 ? kRowsF32Single : kRows) : BatchRows(w.dtype);
   const int64_t esize = static_cast<int64_t>(DTypeSize(w.dtype));
   const int64_t pf = PrefetchBytes(w.dtype, w.cols() * esize) / esize;  // in weights
   for (int64_t n = row_begin; n < row_end;) {
-    const int64_t rows = std::min(group, row_end - n);
-    if (rows == kRows && T == 1) {
+    int64_t rows = std::min(group, row_end - n);
+    if (f32) {  // the largest pass that fits: 8 (T == 1), 4, 2, then single rows
+      if (rows >= kRowsF32Single) {
+        rows = kRowsF32Single;
+        PassRowsF32<kRowsF32Single>(xp, xs, T, w, pf, n, res);
+      } else if (rows >= 4) {
+        rows = 4;
+        PassRowsF32<4>(xp, xs, T, w, pf, n, res);
+      } else if (rows >= 2) {
+        rows = 2;
+        PassRowsF32<2>(xp, xs, T, w, pf, n, res);
+      } else {
+        PassRowsF32<1>(xp, xs, T, w, pf, n, res);
+      }
+    } else if (rows == kRows && T == 1) {
       PassRows<kRows>(xp, xs, T, w, pf, n, res);
     } else if (rows == 2) {
       PassRows<2>(xp, xs, T, w, pf, n, res);

@@ -205,9 +205,13 @@ TEST(PolicyGradient, MatchesCrossEntropyAndFiniteDifferences) {
 
 // Twenty steps of the real training loop (`r1 pretrain --no-shuffle` on an id stream: step s takes
 // windows s·B … s·B+B−1) against the float64 reference doing the same steps
-// (tools/ref/make_stream_fixture.py). Tolerance 1e-4 relative: the engine computes in f32, the
-// reference in f64, and AdamW's per-coordinate normalization lets the rounding of small gradients
-// grow over the steps (the five-step test above holds 2e-5).
+// (tools/ref/make_stream_fixture.py). Tolerances 1e-5 (loss) and 3e-5 (grad norm) relative; the engine
+// computes in f32 and measured at most 1.6e-7 and 4.9e-6 (OpenBLAS's default and SkylakeX cores).
+// Two properties of the fixture keep f32 rounding from growing: every routing selection clears a tie
+// by ≥ 1e-4 (the generator draws seeds until it does), and the learning rate 3e-3 keeps the steps
+// stable — at 1e-2 this tiny model's steps amplify any rounding difference (PyTorch's own f32 run
+// drifted from float64 by 2.7e-4 in grad norm by step 20), at 3e-3 PyTorch's f32 run stays within 6e-7.
+// Halving the weight decay moves the losses by 2e-3, so the check still sees the optimizer.
 TEST(TrainStream, TwentyStepsOnAnIdStreamMatchReference) {
   const std::string dir = std::string(R1_SOURCE_DIR) + "/tests/fixtures/train-stream";
   const json e = json::parse(ReadFileToString(dir + "/expected.json").value());
@@ -237,8 +241,8 @@ TEST(TrainStream, TwentyStepsOnAnIdStreamMatchReference) {
   for (; std::getline(in, line); ++i) {
     const json m = json::parse(line);
     const double ref_loss = e["losses"][i].get<double>(), ref_norm = e["grad_norms"][i].get<double>();
-    EXPECT_NEAR(m["loss"].get<double>(), ref_loss, 1e-4 * ref_loss) << "step " << i + 1;
-    EXPECT_NEAR(m["grad_norm"].get<double>(), ref_norm, 1e-4 * ref_norm) << "step " << i + 1;
+    EXPECT_NEAR(m["loss"].get<double>(), ref_loss, 1e-5 * ref_loss) << "step " << i + 1;
+    EXPECT_NEAR(m["grad_norm"].get<double>(), ref_norm, 3e-5 * ref_norm) << "step " << i + 1;
   }
   EXPECT_EQ(i, 20);
   std::filesystem::remove_all(out);
