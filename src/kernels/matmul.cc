@@ -96,9 +96,9 @@ inline void HSumMany(const __m512* v, float* out) {
   for (int i = 0; i < N; ++i) out[i] = t[4 * (i % 4) + i / 4];
 }
 
-// res[j·rs + r] = the lane sum of s[j·R + r].
+// res[j·rs + r] = (or +=, when accumulate) the lane sum of s[j·R + r].
 template <int R, int J>
-inline void StoreDots(const __m512* s, float* res, int64_t rs) {
+inline void StoreDots(const __m512* s, float* res, int64_t rs, bool accumulate = false) {
   float dots[R * J];
   if constexpr (R * J <= 16) {
     HSumMany<R * J>(s, dots);
@@ -106,10 +106,17 @@ inline void StoreDots(const __m512* s, float* res, int64_t rs) {
     HSumMany<16>(s, dots);
     HSumMany<R * J - 16>(s + 16, dots + 16);
   }
-  R1_UNROLL
-  for (int r = 0; r < R; ++r)
+  if (accumulate) {
     R1_UNROLL
-    for (int j = 0; j < J; ++j) res[j * rs + r] = dots[j * R + r];
+    for (int r = 0; r < R; ++r)
+      R1_UNROLL
+      for (int j = 0; j < J; ++j) res[j * rs + r] += dots[j * R + r];
+  } else {
+    R1_UNROLL
+    for (int r = 0; r < R; ++r)
+      R1_UNROLL
+      for (int j = 0; j < J; ++j) res[j * rs + r] = dots[j * R + r];
+  }
 }
 
 constexpr int64_t kBf16Chunk = 32;  // weights per 64-byte load
@@ -190,7 +197,7 @@ const Fp8Tables& Tables() {
 // independent FMA chains hide the FMA latency.
 template <int R, int J>
 void RowsF32(const float* __restrict x, int64_t xs, const float* __restrict w, int64_t K,
-             int64_t pf, float* res, int64_t rs) {
+             int64_t pf, float* res, int64_t rs, bool accumulate = false) {
   __m512 a[R][J];
   R1_UNROLL
   for (int r = 0; r < R; ++r)
@@ -228,7 +235,7 @@ void RowsF32(const float* __restrict x, int64_t xs, const float* __restrict w, i
   for (int r = 0; r < R; ++r)
     R1_UNROLL
     for (int j = 0; j < J; ++j) s[j * R + r] = a[r][j];
-  StoreDots<R, J>(s, res, rs);
+  StoreDots<R, J>(s, res, rs, accumulate);
 }
 
 // R rows of bf16 weights; x from PrepareXBf16; pf as for RowsF32.
@@ -392,26 +399,27 @@ void PassRows(const float* x, int64_t xs, int64_t T, const TensorView& w, int64_
   }
 }
 
-// f32: R rows at n for all T inputs, kBatchInputs at a time (R > kRows: T == 1 only);
-// res[t·kRows + r].
+// f32: R rows at n for all T inputs, kBatchInputs at a time (R > kRows: T == 1 only), straight
+// into out[t·ldo + r] (=|+=).
 template <int R>
-void PassRowsF32(const float* x, int64_t xs, int64_t T, const TensorView& w, int64_t pf, int64_t n, float* res) {
+void PassRowsF32(const float* x, int64_t xs, int64_t T, const TensorView& w, int64_t pf, int64_t n, float* out,
+                 int64_t ldo, bool acc) {
   const int64_t K = w.cols();
   const float* wn = static_cast<const float*>(w.data) + n * K;
   if constexpr (R > kRows) {
     R1_CHECK_EQ(T, 1);
-    RowsF32<R, 1>(x, xs, wn, K, pf, res, kRows);
+    RowsF32<R, 1>(x, xs, wn, K, pf, out, ldo, acc);
   } else {
     for (int64_t t0 = 0; t0 < T; t0 += kBatchInputs) {
       const float* xt = x + t0 * xs;
-      float* rt = res + t0 * kRows;
+      float* ot = out + t0 * ldo;
       switch (std::min<int64_t>(kBatchInputs, T - t0)) {
-        case 1: RowsF32<R, 1>(xt, xs, wn, K, pf, rt, kRows); break;
-        case 2: RowsF32<R, 2>(xt, xs, wn, K, pf, rt, kRows); break;
-        case 3: RowsF32<R, 3>(xt, xs, wn, K, pf, rt, kRows); break;
-        case 4: RowsF32<R, 4>(xt, xs, wn, K, pf, rt, kRows); break;
-        case 5: RowsF32<R, 5>(xt, xs, wn, K, pf, rt, kRows); break;
-        default: RowsF32<R, kBatchInputs>(xt, xs, wn, K, pf, rt, kRows); break;
+        case 1: RowsF32<R, 1>(xt, xs, wn, K, pf, ot, ldo, acc); break;
+        case 2: RowsF32<R, 2>(xt, xs, wn, K, pf, ot, ldo, acc); break;
+        case 3: RowsF32<R, 3>(xt, xs, wn, K, pf, ot, ldo, acc); break;
+        case 4: RowsF32<R, 4>(xt, xs, wn, K, pf, ot, ldo, acc); break;
+        case 5: RowsF32<R, 5>(xt, xs, wn, K, pf, ot, ldo, acc); break;
+        default: RowsF32<R, kBatchInputs>(xt, xs, wn, K, pf, ot, ldo, acc); break;
       }
     }
   }
@@ -429,20 +437,24 @@ void RowsPrepared(const float* xp, int64_t xs, int64_t T, const TensorView& w, i
   const int64_t pf = PrefetchBytes(w.dtype, w.cols() * esize) / esize;  // in weights
   for (int64_t n = row_begin; n < row_end;) {
     int64_t rows = std::min(group, row_end - n);
-    if (f32) {  // the largest pass that fits: 8 (T == 1), 4, 2, then single rows
+    if (f32) {  // the largest pass that fits: 8 (T == 1), 4, 2, then single rows; results stored in place
+      float* o = out + (n - row_begin);
       if (rows >= kRowsF32Single) {
         rows = kRowsF32Single;
-        PassRowsF32<kRowsF32Single>(xp, xs, T, w, pf, n, res);
+        PassRowsF32<kRowsF32Single>(xp, xs, T, w, pf, n, o, ldo, accumulate);
       } else if (rows >= 4) {
         rows = 4;
-        PassRowsF32<4>(xp, xs, T, w, pf, n, res);
+        PassRowsF32<4>(xp, xs, T, w, pf, n, o, ldo, accumulate);
       } else if (rows >= 2) {
         rows = 2;
-        PassRowsF32<2>(xp, xs, T, w, pf, n, res);
+        PassRowsF32<2>(xp, xs, T, w, pf, n, o, ldo, accumulate);
       } else {
-        PassRowsF32<1>(xp, xs, T, w, pf, n, res);
+        PassRowsF32<1>(xp, xs, T, w, pf, n, o, ldo, accumulate);
       }
-    } else if (rows == kRows && T == 1) {
+      n += rows;
+      continue;
+    }
+    if (rows == kRows && T == 1) {
       PassRows<kRows>(xp, xs, T, w, pf, n, res);
     } else if (rows == 2) {
       PassRows<2>(xp, xs, T, w, pf, n, res);
