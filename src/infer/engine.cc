@@ -217,6 +217,7 @@ void Engine::Step() {
     // counters that include the step that made it.
     std::lock_guard<std::mutex> lk(mu_);
     ++stats_.decode_steps;
+    stats_.widest_step = std::max(stats_.widest_step, B);
     stats_.decode_seconds += sec;
     stats_.decode_bytes += bytes;
     stats_.generated_tokens += B;

@@ -92,6 +92,7 @@ struct EngineStats {
   int64_t prompt_tokens = 0;       // prefilled
   int64_t generated_tokens = 0;
   int64_t decode_steps = 0;
+  int64_t widest_step = 0;         // most sequences one decode step ran
   double prefill_seconds = 0;
   double decode_seconds = 0;
   uint64_t decode_bytes = 0;       // memory the decode steps streamed (DeepSeekV3::BytesStreamed)

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 namespace r1::kernels {
 
@@ -21,8 +23,24 @@ struct AdamWParams {
 // which leaves the gradient ready for the next step's accumulation without a separate pass.
 void AdamWStep(float* p, float* g, float* m, float* v, int64_t n, const AdamWParams& a);
 
+// One step of several tensors, each with its own parameters, in one parallel pass; each element
+// exactly as AdamWStep updates it.
+struct AdamWTensor {
+  float* p;
+  float* g;
+  float* m;
+  float* v;
+  int64_t n;
+  AdamWParams params;
+};
+void AdamWStepMany(const std::vector<AdamWTensor>& tensors);
+
 // Σ x[i]² in double. Summed in fixed blocks whose partial sums are added in order, so the result
 // is the same for any thread count.
 double SumOfSquares(const float* x, int64_t n);
+
+// Σ over the tensors of SumOfSquares(tensor), added in tensor order: the same double, with all the
+// tensors' blocks in one parallel pass.
+double SumOfSquaresMany(const std::vector<std::pair<const float*, int64_t>>& tensors);
 
 }  // namespace r1::kernels

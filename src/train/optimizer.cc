@@ -14,9 +14,9 @@ AdamW::AdamW(ParameterStore* store, const AdamWConfig& cfg) : store_(store), cfg
 }
 
 double AdamW::GradNorm() const {
-  double ss = 0.0;
-  for (const Parameter& p : store_->params()) ss += kernels::SumOfSquares(p.grad.data(), static_cast<int64_t>(p.grad.size()));
-  return std::sqrt(ss);
+  std::vector<std::pair<const float*, int64_t>> grads;
+  for (const Parameter& p : store_->params()) grads.emplace_back(p.grad.data(), static_cast<int64_t>(p.grad.size()));
+  return std::sqrt(kernels::SumOfSquaresMany(grads));
 }
 
 double AdamW::Step(float lr, double norm) {
@@ -24,13 +24,16 @@ double AdamW::Step(float lr, double norm) {
   const float clip_scale =
       cfg_.clip > 0.0f && norm > cfg_.clip ? static_cast<float>(cfg_.clip / norm) : 1.0f;
   auto& params = store_->params();
+  std::vector<kernels::AdamWTensor> tensors;
   for (size_t i = 0; i < params.size(); ++i) {
     Parameter& p = params[i];
     if (!p.trainable) continue;
-    kernels::AdamWParams a{lr, cfg_.beta1, cfg_.beta2, cfg_.eps, p.decay ? cfg_.weight_decay : 0.0f, step_, clip_scale};
-    kernels::AdamWStep(p.value.data(), p.grad.data(), m_[i].data(), v_[i].data(),
-                       static_cast<int64_t>(p.value.size()), a);
+    const kernels::AdamWParams a{lr,    cfg_.beta1, cfg_.beta2, cfg_.eps, p.decay ? cfg_.weight_decay : 0.0f,
+                                 step_, clip_scale};
+    tensors.push_back(
+        {p.value.data(), p.grad.data(), m_[i].data(), v_[i].data(), static_cast<int64_t>(p.value.size()), a});
   }
+  kernels::AdamWStepMany(tensors);
   return norm;
 }
 

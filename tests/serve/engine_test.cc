@@ -155,7 +155,10 @@ TEST_P(EngineTest, WideBatchEqualsAlone) {
   auto model = LoadModel(GetParam());
   const int n = static_cast<int>(kernels::kMaxBatchGemv) + 8;
   const EngineStats st = CheckConcurrentEqualsAlone(*model, n, n, 7);
-  EXPECT_GT(st.generated_tokens, (kernels::kMaxBatchGemv / 2) * st.decode_steps);  // wide steps
+  // Wide steps happened: all requests are queued before the first few are even prefilled, so the
+  // batch fills up early (a mean-width check failed under load, when requests finished while
+  // others were still being admitted).
+  EXPECT_GT(st.widest_step, kernels::kMaxBatchGemv);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, EngineTest,
