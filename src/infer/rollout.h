@@ -4,8 +4,8 @@
 // chunks of at most max_batch.
 //
 // How the threads share a decode step (DecodeSplit): when the weight matrices stay in the
-// last-level cache (the RL and recipe models), each thread decodes its own chunk of sequences,
-// single-threaded, so a step crosses no barrier — on small matrices the fork/joins and serial
+// last-level cache (the RL and recipe models), each thread prefills whole prompts and decodes its
+// own chunk of sequences, single-threaded, so a step crosses no barrier — on small matrices the fork/joins and serial
 // glue between the many short parallel products of a shared step left a thread idle ~30 % of the
 // time. Those chunks hold at most kernels::kMaxBatchGemv sequences, so every completion is bit
 // for bit what sampling it alone gives, at any thread count. When the weights stream from memory

@@ -60,9 +60,14 @@ TEST(Rollout, GroupsMatchGenerateAlone) {
 TEST(Rollout, SplitsAcrossThreadsMatchEachSequenceAlone) {
   auto model = DeepSeekV3::Load(std::string(R1_SOURCE_DIR) + "/tests/fixtures/tiny-f32-qlora");
   ASSERT_TRUE(model.ok()) << model.status().ToString();
-  const std::vector<std::vector<int32_t>> prompts = {{5, 9, 13}, {7, 7, 100, 3, 22}, {42}};
+  // The last prompt is longer than one GEMV batch: its prefill products go to sgemm, in bands when
+  // the threads share them and whole when each thread prefills its own prompts.
+  std::vector<int32_t> long_prompt(40);
+  for (size_t i = 0; i < long_prompt.size(); ++i) long_prompt[i] = static_cast<int32_t>((i * 37 + 11) % 128);
+  const std::vector<std::vector<int32_t>> prompts = {{5, 9, 13}, {7, 7, 100, 3, 22}, {42}, long_prompt};
+  const size_t n = prompts.size() * 12;
   RolloutOptions ro;
-  ro.group = 12;  // 36 sequences
+  ro.group = 12;  // 48 sequences
   ro.max_new_tokens = 8;
   ro.temperature = 1.0f;
   ro.seed = 5;
@@ -71,8 +76,8 @@ TEST(Rollout, SplitsAcrossThreadsMatchEachSequenceAlone) {
   ro.max_batch = 1;
   auto alone = SampleCompletions(**model, prompts, ro);
   ASSERT_TRUE(alone.ok()) << alone.status().ToString();
-  ASSERT_EQ(alone->size(), 36u);
-  for (size_t i = 0; i < 36; ++i) {
+  ASSERT_EQ(alone->size(), n);
+  for (size_t i = 0; i < n; ++i) {
     GenerateOptions go;
     go.max_new_tokens = ro.max_new_tokens;
     go.sampling = SamplingParams{ro.temperature, ro.top_p, 0, ro.seed + i};
@@ -93,8 +98,8 @@ TEST(Rollout, SplitsAcrossThreadsMatchEachSequenceAlone) {
     ro.max_batch = k.max_batch;
     auto comps = SampleCompletions(**model, prompts, ro);
     ASSERT_TRUE(comps.ok()) << comps.status().ToString();
-    ASSERT_EQ(comps->size(), 36u);
-    for (size_t i = 0; i < 36; ++i) {
+    ASSERT_EQ(comps->size(), n);
+    for (size_t i = 0; i < n; ++i) {
       EXPECT_EQ((*comps)[i].ids, (*alone)[i].ids) << "completion " << i << ", " << k.threads << " threads";
       EXPECT_EQ((*comps)[i].logprobs, (*alone)[i].logprobs) << "completion " << i << ", " << k.threads << " threads";
     }
