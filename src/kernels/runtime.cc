@@ -7,6 +7,7 @@
 #include <array>
 #include <cctype>
 #include <cstdlib>
+#include <string>
 #include <string_view>
 
 namespace r1::kernels {
@@ -45,6 +46,13 @@ void RestartWithRuntimeSettings(char** argv) {
       ::setenv("OPENBLAS_CORETYPE", core.c_str(), 1);
       restart = true;
     }
+  }
+  const char* tunables = std::getenv("GLIBC_TUNABLES");
+  std::string t = tunables != nullptr ? tunables : "";
+  if (t.find("glibc.malloc.hugetlb") == std::string::npos) {
+    t += t.empty() ? "glibc.malloc.hugetlb=1" : ":glibc.malloc.hugetlb=1";
+    ::setenv("GLIBC_TUNABLES", t.c_str(), 1);
+    restart = true;
   }
   if (restart) ::execv("/proc/self/exe", argv);  // returns only on failure
 }
