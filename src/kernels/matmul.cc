@@ -98,7 +98,7 @@ inline void HSumMany(const __m512* v, float* out) {
 
 // res[j·rs + r] = (or +=, when accumulate) the lane sum of s[j·R + r].
 template <int R, int J>
-inline void StoreDots(const __m512* s, float* res, int64_t rs, bool accumulate = false) {
+inline void StoreDots(const __m512* s, float* res, int64_t rs, bool accumulate) {
   float dots[R * J];
   if constexpr (R * J <= 16) {
     HSumMany<R * J>(s, dots);
@@ -197,7 +197,7 @@ const Fp8Tables& Tables() {
 // independent FMA chains hide the FMA latency.
 template <int R, int J>
 void RowsF32(const float* __restrict x, int64_t xs, const float* __restrict w, int64_t K,
-             int64_t pf, float* res, int64_t rs, bool accumulate = false) {
+             int64_t pf, float* res, int64_t rs, bool accumulate) {
   __m512 a[R][J];
   R1_UNROLL
   for (int r = 0; r < R; ++r)
@@ -241,7 +241,7 @@ void RowsF32(const float* __restrict x, int64_t xs, const float* __restrict w, i
 // R rows of bf16 weights; x from PrepareXBf16; pf as for RowsF32.
 template <int R, int J>
 void RowsBf16(const float* __restrict xp, int64_t xs, const uint16_t* __restrict w, int64_t K,
-              int64_t pf, float* res, int64_t rs) {
+              int64_t pf, float* res, int64_t rs, bool accumulate) {
   const __m512i hi_mask = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
   __m512 a0[R][J], a1[R][J];
   R1_UNROLL
@@ -274,14 +274,14 @@ void RowsBf16(const float* __restrict xp, int64_t xs, const uint16_t* __restrict
   for (int r = 0; r < R; ++r)
     R1_UNROLL
     for (int j = 0; j < J; ++j) s[j * R + r] = _mm512_add_ps(a0[r][j], a1[r][j]);
-  StoreDots<R, J>(s, res, rs);
+  StoreDots<R, J>(s, res, rs, accumulate);
 }
 
 // R rows of fp8 weights; x from PrepareXFp8; pf as for RowsF32; srow[r]: that row's block
 // multipliers or null.
 template <int R, int J>
 void RowsFp8(const float* __restrict xp, int64_t xs, const uint8_t* __restrict w, int64_t K,
-             int64_t pf, const float* const* srow, float* res, int64_t rs) {
+             int64_t pf, const float* const* srow, float* res, int64_t rs, bool accumulate) {
   const Fp8Tables& t = Tables();
   const __m512i hi0 = _mm512_load_si512(t.hi), hi1 = _mm512_load_si512(t.hi + 64);
   const __m512i lo0 = _mm512_load_si512(t.lo), lo1 = _mm512_load_si512(t.lo + 64);
@@ -344,7 +344,7 @@ void RowsFp8(const float* __restrict xp, int64_t xs, const uint8_t* __restrict w
   for (int r = 0; r < R; ++r)
     R1_UNROLL
     for (int j = 0; j < J; ++j) s[j * R + r] = total[r][j];
-  StoreDots<R, J>(s, res, rs);
+  StoreDots<R, J>(s, res, rs, accumulate);
 }
 
 // Inputs per pass of the batched kernels and rows per pass for T > 1, per dtype: 2·R·J
@@ -354,118 +354,90 @@ constexpr int kBatchInputs = 6;
 constexpr int BatchRows(DType d) { return d == DType::kF8E4M3 ? 1 : d == DType::kF32 ? 4 : 2; }
 constexpr int64_t kRowsF32Single = 8;  // f32 rows per pass for T == 1 (see RowsF32)
 
+// The passes RowsPrepared runs (J <= kBatchInputs): up to BatchRows rows with any J, and with
+// T == 1 (J == 1) up to 8 rows of f32 or kRows of the others.
+constexpr bool PassFits(DType d, int R, int J) {
+  return R <= BatchRows(d) || (J == 1 && R <= (d == DType::kF32 ? kRowsF32Single : kRows));
+}
+
 // R rows at n of any dtype, J inputs (input j at x + j·xs), prefetching pf weights ahead;
-// res[j·kRows + r].
+// out[j·ldo + r] (=|+=).
 template <int R, int J>
-void RowsAny(const float* x, int64_t xs, const TensorView& w, int64_t pf, int64_t n, float* res) {
+void RowsAny(const float* x, int64_t xs, const TensorView& w, int64_t pf, int64_t n, float* out, int64_t ldo,
+             bool acc) {
   const int64_t K = w.cols();
   switch (w.dtype) {
     case DType::kF32:
-      RowsF32<R, J>(x, xs, static_cast<const float*>(w.data) + n * K, K, pf, res, kRows);
+      if constexpr (PassFits(DType::kF32, R, J)) {
+        RowsF32<R, J>(x, xs, static_cast<const float*>(w.data) + n * K, K, pf, out, ldo, acc);
+        return;
+      }
       break;
     case DType::kBF16:
-      RowsBf16<R, J>(x, xs, static_cast<const uint16_t*>(w.data) + n * K, K, pf, res, kRows);
+      if constexpr (PassFits(DType::kBF16, R, J)) {
+        RowsBf16<R, J>(x, xs, static_cast<const uint16_t*>(w.data) + n * K, K, pf, out, ldo, acc);
+        return;
+      }
       break;
-    case DType::kF8E4M3: {
-      const float* srow[R];
-      R1_UNROLL
-      for (int r = 0; r < R; ++r)
-        srow[r] = w.scale_inv ? w.scale_inv + ((n + r) / kFp8Block) * w.scale_cols() : nullptr;
-      RowsFp8<R, J>(x, xs, static_cast<const uint8_t*>(w.data) + n * K, K, pf, srow, res, kRows);
+    case DType::kF8E4M3:
+      if constexpr (PassFits(DType::kF8E4M3, R, J)) {
+        const float* srow[R];
+        R1_UNROLL
+        for (int r = 0; r < R; ++r)
+          srow[r] = w.scale_inv ? w.scale_inv + ((n + r) / kFp8Block) * w.scale_cols() : nullptr;
+        RowsFp8<R, J>(x, xs, static_cast<const uint8_t*>(w.data) + n * K, K, pf, srow, out, ldo, acc);
+        return;
+      }
       break;
-    }
   }
+  R1_CHECK(false) << "no " << R << " x " << J << " pass for " << DTypeName(w.dtype);
 }
 
-// R rows at n for all T inputs, kBatchInputs at a time; res[t·kRows + r].
+// R rows at n for all T inputs, kBatchInputs at a time; out[t·ldo + r] (=|+=).
 template <int R>
-void PassRows(const float* x, int64_t xs, int64_t T, const TensorView& w, int64_t pf, int64_t n, float* res) {
-  if constexpr (R == kRows && R != 1) {
-    R1_CHECK_EQ(T, 1);
-    RowsAny<R, 1>(x, xs, w, pf, n, res);
-  } else {
-    for (int64_t t0 = 0; t0 < T; t0 += kBatchInputs) {
-      const float* xt = x + t0 * xs;
-      float* rt = res + t0 * kRows;
-      switch (std::min<int64_t>(kBatchInputs, T - t0)) {
-        case 1: RowsAny<R, 1>(xt, xs, w, pf, n, rt); break;
-        case 2: RowsAny<R, 2>(xt, xs, w, pf, n, rt); break;
-        case 3: RowsAny<R, 3>(xt, xs, w, pf, n, rt); break;
-        case 4: RowsAny<R, 4>(xt, xs, w, pf, n, rt); break;
-        case 5: RowsAny<R, 5>(xt, xs, w, pf, n, rt); break;
-        default: RowsAny<R, kBatchInputs>(xt, xs, w, pf, n, rt); break;
-      }
-    }
-  }
-}
-
-// f32: R rows at n for all T inputs, kBatchInputs at a time (R > kRows: T == 1 only), straight
-// into out[t·ldo + r] (=|+=).
-template <int R>
-void PassRowsF32(const float* x, int64_t xs, int64_t T, const TensorView& w, int64_t pf, int64_t n, float* out,
-                 int64_t ldo, bool acc) {
-  const int64_t K = w.cols();
-  const float* wn = static_cast<const float*>(w.data) + n * K;
-  if constexpr (R > kRows) {
-    R1_CHECK_EQ(T, 1);
-    RowsF32<R, 1>(x, xs, wn, K, pf, out, ldo, acc);
-  } else {
-    for (int64_t t0 = 0; t0 < T; t0 += kBatchInputs) {
-      const float* xt = x + t0 * xs;
-      float* ot = out + t0 * ldo;
-      switch (std::min<int64_t>(kBatchInputs, T - t0)) {
-        case 1: RowsF32<R, 1>(xt, xs, wn, K, pf, ot, ldo, acc); break;
-        case 2: RowsF32<R, 2>(xt, xs, wn, K, pf, ot, ldo, acc); break;
-        case 3: RowsF32<R, 3>(xt, xs, wn, K, pf, ot, ldo, acc); break;
-        case 4: RowsF32<R, 4>(xt, xs, wn, K, pf, ot, ldo, acc); break;
-        case 5: RowsF32<R, 5>(xt, xs, wn, K, pf, ot, ldo, acc); break;
-        default: RowsF32<R, kBatchInputs>(xt, xs, wn, K, pf, ot, ldo, acc); break;
-      }
+void PassRows(const float* x, int64_t xs, int64_t T, const TensorView& w, int64_t pf, int64_t n, float* out,
+              int64_t ldo, bool acc) {
+  for (int64_t t0 = 0; t0 < T; t0 += kBatchInputs) {
+    const float* xt = x + t0 * xs;
+    float* ot = out + t0 * ldo;
+    switch (std::min<int64_t>(kBatchInputs, T - t0)) {
+      case 1: RowsAny<R, 1>(xt, xs, w, pf, n, ot, ldo, acc); break;
+      case 2: RowsAny<R, 2>(xt, xs, w, pf, n, ot, ldo, acc); break;
+      case 3: RowsAny<R, 3>(xt, xs, w, pf, n, ot, ldo, acc); break;
+      case 4: RowsAny<R, 4>(xt, xs, w, pf, n, ot, ldo, acc); break;
+      case 5: RowsAny<R, 5>(xt, xs, w, pf, n, ot, ldo, acc); break;
+      default: RowsAny<R, kBatchInputs>(xt, xs, w, pf, n, ot, ldo, acc); break;
     }
   }
 }
 
 // Rows [row_begin, row_end) for T <= kMaxBatch inputs prepared for w's dtype (input t at
-// xp + t·xs); writes out[t·ldo + (n − row_begin)] (=|+=).
+// xp + t·xs); writes out[t·ldo + (n − row_begin)] (=|+=), each result straight from its pass.
+// Passes of the most rows that fit (8 for f32 and 4 for the others at T == 1, BatchRows at
+// T > 1), the rest in 4, 2 and single rows; a row's result does not depend on its pass.
 void RowsPrepared(const float* xp, int64_t xs, int64_t T, const TensorView& w, int64_t row_begin,
                   int64_t row_end, float* out, int64_t ldo, bool accumulate) {
   R1_CHECK(T >= 1 && T <= kMaxBatch);
-  float res[kRows * kMaxBatch];
-  const bool f32 = w.dtype == DType::kF32;
-  const int64_t group = T == 1 ? (f32 ? kRowsF32Single : kRows) : BatchRows(w.dtype);
+  const int64_t group =
+      T == 1 ? (w.dtype == DType::kF32 ? kRowsF32Single : kRows) : static_cast<int64_t>(BatchRows(w.dtype));
   const int64_t esize = static_cast<int64_t>(DTypeSize(w.dtype));
   const int64_t pf = PrefetchBytes(w.dtype, w.cols() * esize) / esize;  // in weights
   for (int64_t n = row_begin; n < row_end;) {
-    int64_t rows = std::min(group, row_end - n);
-    if (f32) {  // the largest pass that fits: 8 (T == 1), 4, 2, then single rows; results stored in place
-      float* o = out + (n - row_begin);
-      if (rows >= kRowsF32Single) {
-        rows = kRowsF32Single;
-        PassRowsF32<kRowsF32Single>(xp, xs, T, w, pf, n, o, ldo, accumulate);
-      } else if (rows >= 4) {
-        rows = 4;
-        PassRowsF32<4>(xp, xs, T, w, pf, n, o, ldo, accumulate);
-      } else if (rows >= 2) {
-        rows = 2;
-        PassRowsF32<2>(xp, xs, T, w, pf, n, o, ldo, accumulate);
-      } else {
-        PassRowsF32<1>(xp, xs, T, w, pf, n, o, ldo, accumulate);
-      }
-      n += rows;
-      continue;
-    }
-    if (rows == kRows && T == 1) {
-      PassRows<kRows>(xp, xs, T, w, pf, n, res);
-    } else if (rows == 2) {
-      PassRows<2>(xp, xs, T, w, pf, n, res);
+    const int64_t left = std::min(group, row_end - n);
+    float* o = out + (n - row_begin);
+    int64_t rows = 1;
+    if (left >= kRowsF32Single) {
+      rows = kRowsF32Single;
+      PassRows<kRowsF32Single>(xp, xs, T, w, pf, n, o, ldo, accumulate);
+    } else if (left >= 4) {
+      rows = 4;
+      PassRows<4>(xp, xs, T, w, pf, n, o, ldo, accumulate);
+    } else if (left >= 2) {
+      rows = 2;
+      PassRows<2>(xp, xs, T, w, pf, n, o, ldo, accumulate);
     } else {
-      for (int64_t r = 0; r < rows; ++r) PassRows<1>(xp, xs, T, w, pf, n + r, res + r);
+      PassRows<1>(xp, xs, T, w, pf, n, o, ldo, accumulate);
     }
-    for (int64_t t = 0; t < T; ++t)
-      for (int64_t r = 0; r < rows; ++r) {
-        float& o = out[t * ldo + (n - row_begin) + r];
-        o = accumulate ? o + res[t * kRows + r] : res[t * kRows + r];
-      }
     n += rows;
   }
 }
