@@ -193,22 +193,21 @@ struct SegmentKeys {
       pos = cx.pos.data() + g.q0;
       return;
     }
-    const int64_t S = g.plen + g.len;
-    kbuf.resize(static_cast<size_t>(S * kw));
-    vbuf.resize(static_cast<size_t>(S * vw));
-    pbuf.resize(static_cast<size_t>(S));
-    std::copy_n(key + g.p0 * kw, g.plen * kw, kbuf.data());
-    std::copy_n(key + g.q0 * kw, g.len * kw, kbuf.data() + g.plen * kw);
-    std::copy_n(val + g.p0 * vw, g.plen * vw, vbuf.data());
-    std::copy_n(val + g.q0 * vw, g.len * vw, vbuf.data() + g.plen * vw);
-    std::copy_n(cx.pos.data() + g.p0, g.plen, pbuf.data());
-    std::copy_n(cx.pos.data() + g.q0, g.len, pbuf.data() + g.plen);
-    k = kbuf.data();
-    v = vbuf.data();
-    pos = pbuf.data();
+    k = Rows(g, key, kw, kbuf);
+    v = Rows(g, val, vw, vbuf);
+    pos = Rows(g, cx.pos.data(), 1, pbuf);
   }
 
-  // dst rows += the gradient d (S rows of width w) of the keys Gather laid out for g.
+  // The rows of g's prefix, then its own (width w each), copied into buf; returns buf's data.
+  template <class X, class Buf>
+  static const X* Rows(const Segment& g, const X* src, int64_t w, Buf& buf) {
+    buf.resize(static_cast<size_t>((g.plen + g.len) * w));
+    std::copy_n(src + g.p0 * w, g.plen * w, buf.data());
+    std::copy_n(src + g.q0 * w, g.len * w, buf.data() + g.plen * w);
+    return buf.data();
+  }
+
+  // dst rows += the gradient d (S rows of width w) of the rows Rows laid out for g.
   static void AddBack(const Segment& g, const float* d, int64_t w, float* dst) {
     for (int64_t i = 0; i < g.plen * w; ++i) dst[g.p0 * w + i] += d[i];
     for (int64_t i = 0; i < g.len * w; ++i) dst[g.q0 * w + i] += d[g.plen * w + i];
@@ -395,15 +394,13 @@ void ScatterAddExperts(const MoeActs& s, int64_t N, int64_t K, int64_t C, const 
   ParallelFor(N, N * K * C >= (1 << 16), [&](int64_t n) {
     thread_local std::vector<int64_t> order;  // the token's slots by expert
     order.resize(static_cast<size_t>(K));
-    {
-      std::iota(order.begin(), order.end(), n * K);
-      std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return s.idx[a] < s.idx[b]; });
-      float* d = dst + n * C;
-      for (const int64_t i : order) {
-        const float g = weighted ? s.wts[i] : 1.0f;
-        const float* src = rows[s.idx[i]].data() + s.slot_row[i] * C;
-        for (int64_t c = 0; c < C; ++c) d[c] += g * src[c];
-      }
+    std::iota(order.begin(), order.end(), n * K);
+    std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return s.idx[a] < s.idx[b]; });
+    float* d = dst + n * C;
+    for (const int64_t i : order) {
+      const float g = weighted ? s.wts[i] : 1.0f;
+      const float* src = rows[s.idx[i]].data() + s.slot_row[i] * C;
+      for (int64_t c = 0; c < C; ++c) d[c] += g * src[c];
     }
   });
 }
@@ -432,19 +429,15 @@ double MoeForward(const Ctx& cx, const MoeWeights& w, const float* x, float* h, 
   } else if (cx.opts.balance_alpha != 0.0) {
     int64_t n_seq = 0;
     for (const Segment& g : cx.segs) n_seq += g.sequence;
-    Vec sc, ds;
-    std::vector<int32_t> ix;
+    Vec scores, ds;
+    std::vector<int32_t> idx;
     for (const Segment& g : cx.segs) {
       if (!g.sequence) continue;
       const int64_t n = g.plen + g.len;
-      sc.resize(static_cast<size_t>(n * E));
-      ix.resize(static_cast<size_t>(n * K));
-      std::copy_n(s.scores.data() + g.p0 * E, g.plen * E, sc.data());
-      std::copy_n(s.scores.data() + g.q0 * E, g.len * E, sc.data() + g.plen * E);
-      std::copy_n(s.idx.data() + g.p0 * K, g.plen * K, ix.data());
-      std::copy_n(s.idx.data() + g.q0 * K, g.len * K, ix.data() + g.plen * K);
+      const float* sc = SegmentKeys::Rows(g, s.scores.data(), E, scores);
+      const int32_t* ix = SegmentKeys::Rows(g, s.idx.data(), K, idx);
       ds.assign(static_cast<size_t>(n * E), 0.0f);
-      balance += k::BalanceLoss(sc.data(), ix.data(), n, E, K, cx.opts.balance_alpha,
+      balance += k::BalanceLoss(sc, ix, n, E, K, cx.opts.balance_alpha,
                                 cx.grad_scale / static_cast<double>(n_seq), ds.data());
       SegmentKeys::AddBack(g, ds.data(), E, s.dscores.data());
     }
@@ -496,28 +489,28 @@ void MoeBackward(const Ctx& cx, const MoeWeights& w, const MoeWeights& gw, const
   // experts' parts in expert order after.
   ParallelFor(
       static_cast<int64_t>(s.order.size()), true,
-      [&](int64_t i) {
-      const int64_t e = s.order[i];
-      if (e == kSharedTask) {
-        MlpBackward(w.shared_experts, gw.shared_experts, x, N, s.shared, dh, dx);
-        return;
-      }
-      const auto& slot = s.slots[e];
-      const int64_t n = static_cast<int64_t>(slot.size());
-      Vec dye = Uninit(n * C);  // assigned whole below
-      for (int64_t j = 0; j < n; ++j) {
-        const float* d = dh + (slot[j] / K) * C;
-        const float g = s.wts[slot[j]];
-        double dot = 0.0;  // ∂L/∂w_k = <dh, FFN_k(x)>
-        for (int64_t i = 0; i < C; ++i) {
-          dye[j * C + i] = g * d[i];
-          dot += static_cast<double>(d[i]) * s.ye[e][j * C + i];
+      [&](int64_t task) {
+        const int64_t e = s.order[task];
+        if (e == kSharedTask) {
+          MlpBackward(w.shared_experts, gw.shared_experts, x, N, s.shared, dh, dx);
+          return;
         }
-        dweights[slot[j]] = static_cast<float>(dot);
-      }
-      dxe[e] = Uninit(n * C);
-      MlpBackward(w.experts[e], gw.experts[e], s.xe[e].data(), n, s.expert[e], dye.data(), dxe[e].data(),
-                  /*accumulate_dx=*/false);
+        const auto& slot = s.slots[e];
+        const int64_t n = static_cast<int64_t>(slot.size());
+        Vec dye = Uninit(n * C);  // assigned whole below
+        for (int64_t j = 0; j < n; ++j) {
+          const float* d = dh + (slot[j] / K) * C;
+          const float g = s.wts[slot[j]];
+          double dot = 0.0;  // ∂L/∂w_k = <dh, FFN_k(x)>
+          for (int64_t i = 0; i < C; ++i) {
+            dye[j * C + i] = g * d[i];
+            dot += static_cast<double>(d[i]) * s.ye[e][j * C + i];
+          }
+          dweights[slot[j]] = static_cast<float>(dot);
+        }
+        dxe[e] = Uninit(n * C);
+        MlpBackward(w.experts[e], gw.experts[e], s.xe[e].data(), n, s.expert[e], dye.data(), dxe[e].data(),
+                    /*accumulate_dx=*/false);
       },
       Schedule::kDynamic);
   ScatterAddExperts(s, N, K, C, dxe, /*weighted=*/false, dx);
@@ -624,25 +617,23 @@ LossReport TrainForwardBackward(const ModelConfig& c, const ModelWeights& w, Mod
     ParallelFor(N, N * V >= (1 << 16), [&](int64_t n) {
       thread_local std::vector<float> z;  // this thread's copy of z/τ
       z.resize(static_cast<size_t>(V));
-      {
-        if (batch.targets[n] < 0) return;
-        float* row = logits.data() + n * V;
-        float m = -INFINITY;
-        for (int64_t v = 0; v < V; ++v) {
-          z[static_cast<size_t>(v)] = row[v] * inv_t;
-          m = std::max(m, z[static_cast<size_t>(v)]);
-        }
-        const double sum = k::ExpShifted(z.data(), V, m, 1.0f, row);
-        const double lse = m + std::log(sum);
-        logp[n] = static_cast<float>(z[static_cast<size_t>(batch.targets[n])] - lse);
-        const float inv_sum = static_cast<float>(1.0 / sum);
-        double ez = 0.0;
-        for (int64_t v = 0; v < V; ++v) {
-          row[v] *= inv_sum;
-          ez += static_cast<double>(row[v]) * z[static_cast<size_t>(v)];
-        }
-        row_entropy[static_cast<size_t>(n)] = lse - ez;
+      if (batch.targets[n] < 0) return;
+      float* row = logits.data() + n * V;
+      float m = -INFINITY;
+      for (int64_t v = 0; v < V; ++v) {
+        z[static_cast<size_t>(v)] = row[v] * inv_t;
+        m = std::max(m, z[static_cast<size_t>(v)]);
       }
+      const double sum = k::ExpShifted(z.data(), V, m, 1.0f, row);
+      const double lse = m + std::log(sum);
+      logp[n] = static_cast<float>(z[static_cast<size_t>(batch.targets[n])] - lse);
+      const float inv_sum = static_cast<float>(1.0 / sum);
+      double ez = 0.0;
+      for (int64_t v = 0; v < V; ++v) {
+        row[v] *= inv_sum;
+        ez += static_cast<double>(row[v]) * z[static_cast<size_t>(v)];
+      }
+      row_entropy[static_cast<size_t>(n)] = lse - ez;
     });
     double entropy = 0.0;
     for (double h : row_entropy) entropy += h;

@@ -237,6 +237,8 @@ Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(co
       const size_t per = (all.size() + static_cast<size_t>(n_micro) - 1) / static_cast<size_t>(n_micro);
       for (size_t i = 0; i < all.size(); ++i) micro[i / per].push_back(all[i]);
     }
+    std::vector<MicroBatch> batches;  // the reference forward and every optimizer step use them
+    for (const std::vector<Sample*>& rows : micro) batches.push_back(MakeBatch(rows));
     while (static_cast<int64_t>(grad_copies.size()) < lanes - 1) grad_copies.push_back(store.NewGradCopy());
     // fn(micro-batch index, lane) for every micro-batch, lane by lane.
     auto for_micro = [&](const std::function<void(size_t, int64_t)>& fn) {
@@ -248,7 +250,7 @@ Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(co
       for_micro([&](size_t mi, int64_t) {
         const std::vector<Sample*>& rows = micro[mi];
         if (rows.empty()) return;
-        const MicroBatch mb = MakeBatch(rows);
+        const MicroBatch& mb = batches[mi];
         LossOptions lo;
         lo.temperature = opts.temperature;
         lo.token_objective = [&](const float* logp, float*) {
@@ -276,7 +278,7 @@ Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(co
         const std::vector<Sample*>& rows = micro[mi];
         if (rows.empty()) return;
         MicroTotals& mt = totals[mi];
-        const MicroBatch mb = MakeBatch(rows);
+        const MicroBatch& mb = batches[mi];
         LossOptions lo;
         lo.temperature = opts.temperature;
         lo.balance_alpha = opts.balance_alpha;
