@@ -63,12 +63,13 @@ Result<std::vector<Completion>> SampleCompletions(const DeepSeekV3& model, const
     const auto bytes = static_cast<uint64_t>(model.DecodeMatrixBytes(DeepSeekV3::RoutedExperts::kAll));
     split = DecodeSplit(bytes, LastLevelCacheBytes(), threads);
   }
+  const bool per_thread = split == RolloutOptions::Split::kSequences;
   // Prefill each prompt once and copy its latent cache to its G completions; with kSequences
   // each thread prefills whole prompts on its own, as it decodes (the products' rows come out the
   // same either way). Shared products cost a small model's 8 x 14-token prefill ~16 ms a rollout.
   std::vector<Seq> seqs(prompts.size() * static_cast<size_t>(G));
   ParallelFor(
-      static_cast<int64_t>(prompts.size()), split == RolloutOptions::Split::kSequences,
+      static_cast<int64_t>(prompts.size()), per_thread,
       [&](int64_t p) {
         const auto& prompt = prompts[static_cast<size_t>(p)];
         const int64_t P = static_cast<int64_t>(prompt.size());
@@ -85,7 +86,6 @@ Result<std::vector<Completion>> SampleCompletions(const DeepSeekV3& model, const
         }
       },
       Schedule::kDynamic);
-  const bool per_thread = split == RolloutOptions::Split::kSequences;
   // Sample from each sequence's pending logits; decode the unfinished ones together.
   for (int64_t step = 0; step < opts.max_new_tokens; ++step) {
     std::vector<Seq*> active;

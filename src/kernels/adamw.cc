@@ -85,6 +85,19 @@ double SquaresOfBlock(const float* x, int64_t lo, int64_t hi) {
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
+// (tensor, first element) of every block of `block` elements, tensor by tensor; *total = all
+// the elements.
+template <class Size>
+std::vector<std::pair<size_t, int64_t>> Blocks(size_t tensors, Size size_of, int64_t block, int64_t* total) {
+  std::vector<std::pair<size_t, int64_t>> items;
+  *total = 0;
+  for (size_t t = 0; t < tensors; ++t) {
+    for (int64_t lo = 0; lo < size_of(t); lo += block) items.emplace_back(t, lo);
+    *total += size_of(t);
+  }
+  return items;
+}
+
 }  // namespace
 
 void AdamWStep(float* p, float* g, float* m, float* v, int64_t n, const AdamWParams& a) {
@@ -95,13 +108,9 @@ void AdamWStepMany(const std::vector<AdamWTensor>& tensors) {
   // Every tensor's blocks in one parallel loop: the small tensors of a small model (an expert's
   // 256 x 256 matrix is 4 blocks) would otherwise each open a region of their own.
   std::vector<Coef> coef;
-  std::vector<std::pair<size_t, int64_t>> items;  // (tensor, first element)
+  for (const AdamWTensor& x : tensors) coef.push_back(MakeCoef(x.params));
   int64_t total = 0;
-  for (size_t t = 0; t < tensors.size(); ++t) {
-    coef.push_back(MakeCoef(tensors[t].params));
-    for (int64_t lo = 0; lo < tensors[t].n; lo += kAdamBlock) items.emplace_back(t, lo);
-    total += tensors[t].n;
-  }
+  const auto items = Blocks(tensors.size(), [&](size_t t) { return tensors[t].n; }, kAdamBlock, &total);
   ParallelFor(static_cast<int64_t>(items.size()), total >= (1 << 16), [&](int64_t i) {
     const auto [t, lo] = items[static_cast<size_t>(i)];
     const AdamWTensor& x = tensors[t];
@@ -112,12 +121,8 @@ void AdamWStepMany(const std::vector<AdamWTensor>& tensors) {
 double SumOfSquares(const float* x, int64_t n) { return SumOfSquaresMany({{x, n}}); }
 
 double SumOfSquaresMany(const std::vector<std::pair<const float*, int64_t>>& tensors) {
-  std::vector<std::pair<size_t, int64_t>> items;  // (tensor, first element)
   int64_t total = 0;
-  for (size_t t = 0; t < tensors.size(); ++t) {
-    for (int64_t lo = 0; lo < tensors[t].second; lo += kSquaresBlock) items.emplace_back(t, lo);
-    total += tensors[t].second;
-  }
+  const auto items = Blocks(tensors.size(), [&](size_t t) { return tensors[t].second; }, kSquaresBlock, &total);
   std::vector<double> partial(items.size());
   ParallelFor(static_cast<int64_t>(items.size()), total >= (1 << 18), [&](int64_t i) {
     const auto [t, lo] = items[static_cast<size_t>(i)];
