@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <optional>
 
 #include <omp.h>
 #include <unistd.h>
@@ -64,6 +65,11 @@ Result<std::vector<Completion>> SampleCompletions(const DeepSeekV3& model, const
     split = DecodeSplit(bytes, LastLevelCacheBytes(), threads);
   }
   const bool per_thread = split == RolloutOptions::Split::kSequences;
+  // Per-thread decoding of an MoE model shares each step's routed experts between the threads.
+  const bool exchange_experts = per_thread && c.n_routed_experts > 0 && ParallelAvailable() &&
+                                std::any_of(model.weights().layers.begin(), model.weights().layers.end(),
+                                            [](const LayerWeights& lw) { return lw.is_moe; });
+  std::optional<ExpertExchange> exchange;  // kept from step to step for its buffers
   // Prefill each prompt once and copy its latent cache to its G completions; with kSequences
   // each thread prefills whole prompts on its own, as it decodes (the products' rows come out the
   // same either way). Shared products cost a small model's 8 x 14-token prefill ~16 ms a rollout.
@@ -111,23 +117,37 @@ Result<std::vector<Completion>> SampleCompletions(const DeepSeekV3& model, const
     if (per_thread) chunk = std::min({chunk, kernels::kMaxBatchGemv, (A + threads - 1) / threads});
     const int64_t n_chunks = (A + chunk - 1) / chunk;
     std::vector<Status> status(static_cast<size_t>(n_chunks));
-    // A plain loop when the threads share the products: an `if (false)` region would still open a
-    // one-thread team, and every product's region inside it would then be a nested one.
-    ParallelFor(
-        n_chunks, per_thread,
-        [&](int64_t ci) {
-          const int64_t b0 = ci * chunk, n = std::min(chunk, A - b0);
-          std::vector<int32_t> ids(static_cast<size_t>(n));
-          std::vector<LatentCache*> caches(static_cast<size_t>(n));
-          for (int64_t j = 0; j < n; ++j) {
-            ids[j] = active[b0 + j]->out.ids.back();
-            caches[j] = active[b0 + j]->cache.get();
-          }
-          std::vector<float> out(static_cast<size_t>(n * V));
-          status[ci] = model.DecodeBatch(ids.data(), n, caches.data(), out.data());
-          for (int64_t j = 0; j < n; ++j) active[b0 + j]->logits.assign(out.begin() + j * V, out.begin() + (j + 1) * V);
-        },
-        Schedule::kDynamic);
+    auto decode = [&](int64_t ci, ExpertExchange* exchange) {
+      const int64_t b0 = ci * chunk, n = std::min(chunk, A - b0);
+      std::vector<int32_t> ids(static_cast<size_t>(n));
+      std::vector<LatentCache*> caches(static_cast<size_t>(n));
+      for (int64_t j = 0; j < n; ++j) {
+        ids[j] = active[b0 + j]->out.ids.back();
+        caches[j] = active[b0 + j]->cache.get();
+      }
+      std::vector<float> out(static_cast<size_t>(n * V));
+      status[ci] = model.DecodeBatch(ids.data(), n, caches.data(), out.data(), exchange);
+      for (int64_t j = 0; j < n; ++j) active[b0 + j]->logits.assign(out.begin() + j * V, out.begin() + (j + 1) * V);
+    };
+    if (exchange_experts && n_chunks > 1 && n_chunks <= threads) {
+      // One chunk per thread, the threads sharing the routed experts (ExpertExchange); a team
+      // smaller than asked for (a thread limit) decodes the chunks on its own instead.
+      if (!exchange || exchange->threads() != n_chunks)
+        exchange.emplace(static_cast<int>(n_chunks), c.n_routed_experts);
+#pragma omp parallel num_threads(static_cast<int>(n_chunks))
+      {
+        if (omp_get_num_threads() == static_cast<int>(n_chunks)) {
+          decode(omp_get_thread_num(), &*exchange);
+        } else {
+#pragma omp for schedule(dynamic, 1)
+          for (int64_t ci = 0; ci < n_chunks; ++ci) decode(ci, nullptr);
+        }
+      }
+    } else {
+      // A plain loop when the threads share the products: an `if (false)` region would still open
+      // a one-thread team, and every product's region inside it would then be a nested one.
+      ParallelFor(n_chunks, per_thread, [&](int64_t ci) { decode(ci, nullptr); }, Schedule::kDynamic);
+    }
     for (const Status& st : status) R1_RETURN_IF_ERROR(st);
   }
   std::vector<Completion> result;

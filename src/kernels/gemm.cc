@@ -18,6 +18,12 @@ void Blas(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const 
 // Bands start on multiples of 16 rows/columns (the sgemm kernels' tile widths).
 constexpr int64_t kAlign = 16;
 
+// OpenBLAS (0.3.21, AVX-512 cores) sends products of at most 100³ multiply-adds to its
+// small-matrix kernels, whose sums for an element depend on the call's shape (its row and column
+// tails): a band of such a product is not the same k-ordered sum as the whole. Only products whose
+// every band stays above this size are split; the rest run as one call.
+constexpr double kSmallKernelMnk = 1e6;
+
 }  // namespace
 
 void Sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t lda,
@@ -26,12 +32,19 @@ void Sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   const bool by_rows = N <= M;  // split the larger dimension: the other operand is packed per band
   const int64_t extent = by_rows ? M : N;
-  const int64_t bands = std::min<int64_t>(threads, extent / kAlign);
+  auto step_for = [&](int64_t bands) { return ((extent + bands - 1) / bands + kAlign - 1) / kAlign * kAlign; };
+  // The multiply-adds of the smallest band (the last one) when split in `bands`.
+  auto smallest = [&](int64_t bands) {
+    const int64_t last = std::min(step_for(bands), extent - (bands - 1) * step_for(bands));
+    return static_cast<double>(last) * static_cast<double>(by_rows ? N : M) * static_cast<double>(K);
+  };
+  int64_t bands = std::min<int64_t>(threads, extent / kAlign);
+  while (bands > 1 && smallest(bands) <= kSmallKernelMnk) --bands;
   if (bands <= 1 || K <= 0) {
     Blas(trans_a, trans_b, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
-  const int64_t step = ((extent + bands - 1) / bands + kAlign - 1) / kAlign * kAlign;
+  const int64_t step = step_for(bands);
 #pragma omp parallel for schedule(static, 1) num_threads(static_cast<int>(bands))
   for (int64_t i = 0; i < bands; ++i) {
     const int64_t lo = std::min(extent, i * step), hi = std::min(extent, lo + step);

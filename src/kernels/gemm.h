@@ -8,7 +8,8 @@
 // thread takes a band of C — rows when op(B) is the smaller operand (each band packs all of it),
 // columns otherwise — and calls sgemm on it; inside one (the MoE experts, attention heads) OpenBLAS
 // runs single-threaded already and the call goes straight through. Every element of C is the
-// same k-ordered sum whichever band computes it.
+// same k-ordered sum whichever band computes it, at any thread count: products small enough for
+// OpenBLAS's small-matrix kernels (whose sums depend on the call's shape) are never split.
 #pragma once
 
 #include <cstdint>

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <numeric>
 
+#include <omp.h>
+
 #include "core/log.h"
 #include "core/threads.h"
 #include "kernels/activation.h"
@@ -182,11 +184,66 @@ void DeepSeekV3::Mlp(const MlpWeights& w, const float* x, int64_t T, float* out,
   Product(g.data(), T, w.down_proj, out, accumulate);
 }
 
+namespace {
+
+// One expert MLP to run: n rows of input at x, output rows to y (n, C).
+struct ExpertTask {
+  const MlpWeights* w;
+  const float* x;
+  int64_t n;
+  float* y;
+  std::vector<float> g, u;
+};
+
+// The tasks' gate/up products go out as one MatMulMany batch, then their down products as
+// another: in a decode step these are dozens of small products, and each batch costs one
+// fork/join instead of one per product. With piece > 0 every product is cut into pieces of at
+// most that many rows (kMaxBatchGemv keeps them all on the GEMV, whose rows do not depend on the
+// batch). Returns the weight bytes streamed, a matrix once per piece.
+uint64_t RunExperts(std::vector<ExpertTask>& tasks, int64_t piece) {
+  uint64_t bytes = 0;
+  std::vector<k::MatMulJob> jobs;
+  auto add = [&](const float* in, int64_t n, const TensorView& w, float* out) {
+    const int64_t step = piece > 0 ? piece : n;
+    for (int64_t r = 0; r < n; r += step) {
+      jobs.push_back({in + r * w.cols(), std::min(step, n - r), &w, out + r * w.rows()});
+      bytes += w.nbytes();
+    }
+  };
+  for (ExpertTask& t : tasks) {
+    const int64_t F = t.w->gate_proj.rows();
+    t.g.resize(static_cast<size_t>(t.n * F));
+    t.u.resize(static_cast<size_t>(t.n * F));
+    add(t.x, t.n, t.w->gate_proj, t.g.data());
+    add(t.x, t.n, t.w->up_proj, t.u.data());
+  }
+  k::MatMulMany(jobs);
+  jobs.clear();
+  for (ExpertTask& t : tasks) {
+    k::SwiGLU(t.g.data(), t.u.data(), t.g.data(), static_cast<int64_t>(t.g.size()));
+    add(t.g.data(), t.n, t.w->down_proj, t.y);
+  }
+  k::MatMulMany(jobs);
+  return bytes;
+}
+
+// Rows of x (C wide) for the given slots (token·K + k), gathered in slot order.
+std::vector<float> GatherSlots(const float* x, int64_t C, int64_t K, const std::vector<int64_t>& slots) {
+  std::vector<float> out(slots.size() * static_cast<size_t>(C));
+  for (size_t j = 0; j < slots.size(); ++j) std::copy_n(x + (slots[j] / K) * C, C, out.data() + j * C);
+  return out;
+}
+
+}  // namespace
+
+ExpertExchange::ExpertExchange(int threads, int64_t experts)
+    : tokens_(static_cast<size_t>(std::max(threads, 1))),
+      outputs_(static_cast<size_t>(std::max<int64_t>(experts, 0))),
+      failed_(static_cast<size_t>(std::max(threads, 1)), 0) {}
+
 // = spec §5.2–5.3: route, run each selected expert on the tokens sent to it, add the weighted
-// outputs and the shared experts. The experts' gate/up products (with the shared expert's) go out as
-// one batch, then their down products as another: in a decode step these are dozens of small
-// products, and each batch costs one fork/join instead of one per product.
-void DeepSeekV3::Moe(const MoeWeights& w, const float* x, int64_t T, float* h) const {
+// outputs (in expert order, each expert's tokens in order) and then the shared experts'.
+void DeepSeekV3::Moe(const MoeWeights& w, const float* x, int64_t T, float* h, ExpertExchange* ex) const {
   const ModelConfig& c = config_;
   const int64_t C = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok;
   std::vector<float> logits(static_cast<size_t>(T * E));
@@ -195,65 +252,102 @@ void DeepSeekV3::Moe(const MoeWeights& w, const float* x, int64_t T, float* h) c
   std::vector<float> wt(static_cast<size_t>(T * K));
   k::RouterParams rp{E, K, c.n_group, c.topk_group, c.norm_topk_prob, static_cast<float>(c.routed_scaling_factor)};
   k::RouteV3(logits.data(), w.e_score_correction_bias, T, rp, idx.data(), wt.data());
-  // Tokens of each expert, in token order.
-  std::vector<std::vector<int64_t>> slots(static_cast<size_t>(E));
+  std::vector<std::vector<int64_t>> slots(static_cast<size_t>(E));  // this batch's slots of each expert
   for (int64_t i = 0; i < T * K; ++i) slots[idx[i]].push_back(i);
-  struct Task {
-    const MlpWeights* w;
-    const std::vector<int64_t>* slot;  // null: the shared expert, on all T rows of x
-    int64_t n;
-    std::vector<float> x, g, u, y;     // x: gathered rows (routed experts only)
-  };
-  std::vector<Task> tasks;
-  for (int64_t e = 0; e < E; ++e)
-    if (!slots[e].empty()) tasks.push_back({&w.experts[e], &slots[e], static_cast<int64_t>(slots[e].size()), {}, {}, {}, {}});
-  if (w.has_shared) tasks.push_back({&w.shared_experts, nullptr, T, {}, {}, {}, {}});
-  std::vector<k::MatMulJob> jobs;
-  for (Task& t : tasks) {
-    const int64_t F = t.w->gate_proj.rows();
-    const float* in = x;
-    if (t.slot) {
-      t.x.resize(static_cast<size_t>(t.n * C));
-      for (int64_t j = 0; j < t.n; ++j) std::copy_n(x + ((*t.slot)[j] / K) * C, C, t.x.data() + j * C);
-      in = t.x.data();
+
+  std::vector<ExpertTask> tasks;
+  std::vector<std::vector<float>> inputs;  // gathered rows of the routed tasks
+  std::vector<float> shared_y;
+  // outs[e]: expert e's output rows for this batch's slots, in slot order.
+  std::vector<const float*> outs(static_cast<size_t>(E), nullptr);
+  std::vector<std::vector<float>> local_y(ex ? 0 : static_cast<size_t>(E));
+  int p = 0, P = 1;
+  std::vector<int64_t> count;  // count[q·E + e]: thread q's slots of expert e
+  if (ex) {
+    p = omp_get_thread_num();
+    P = ex->threads();
+    R1_CHECK(omp_get_num_threads() == P) << "an ExpertExchange for " << P << " threads used by a team of "
+                                         << omp_get_num_threads();
+    R1_CHECK(static_cast<int64_t>(ex->outputs_.size()) == E)
+        << "an ExpertExchange for " << ex->outputs_.size() << " experts used by a model with " << E;
+    ex->tokens_[p] = {x, T, idx.data()};
+#pragma omp barrier
+    count.assign(static_cast<size_t>(P * E), 0);
+    std::vector<int64_t> total(static_cast<size_t>(E), 0);
+    for (int q = 0; q < P; ++q) {
+      const ExpertExchange::Tokens& tq = ex->tokens_[q];
+      for (int64_t i = 0; i < tq.T * K; ++i) ++count[q * E + tq.idx[i]];
     }
-    t.g.resize(static_cast<size_t>(t.n * F));
-    t.u.resize(static_cast<size_t>(t.n * F));
-    jobs.push_back({in, t.n, &t.w->gate_proj, t.g.data()});
-    jobs.push_back({in, t.n, &t.w->up_proj, t.u.data()});
-  }
-  for (const k::MatMulJob& j : jobs) Streamed(j.w->nbytes());
-  k::MatMulMany(jobs);
-  jobs.clear();
-  for (Task& t : tasks) {
-    k::SwiGLU(t.g.data(), t.u.data(), t.g.data(), static_cast<int64_t>(t.g.size()));
-    t.y.resize(static_cast<size_t>(t.n * C));
-    jobs.push_back({t.g.data(), t.n, &t.w->down_proj, t.y.data()});
-  }
-  for (const k::MatMulJob& j : jobs) Streamed(j.w->nbytes());
-  k::MatMulMany(jobs);
-  // Routed outputs weighted, in expert order, then the shared expert's.
-  for (const Task& t : tasks) {
-    if (!t.slot) {
-      for (int64_t i = 0; i < T * C; ++i) h[i] += t.y[i];
-      continue;
+    for (int q = 0; q < P; ++q)
+      for (int64_t e = 0; e < E; ++e) total[e] += count[q * E + e];
+    // Owners: the experts with the most tokens first, each to the thread with the least work so
+    // far (ties to the lower thread); every thread computes the same split. A fixed cost per
+    // expert stands for streaming its weights, which a decode step's few tokens do not outweigh.
+    constexpr int64_t kExpertCost = 8;
+    std::vector<int64_t> order;
+    for (int64_t e = 0; e < E; ++e)
+      if (total[e] > 0) order.push_back(e);
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return total[a] > total[b]; });
+    std::vector<int64_t> load(static_cast<size_t>(P), 0);
+    for (int64_t e : order) {
+      const int q = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
+      load[q] += total[e] + kExpertCost;
+      if (q != p) continue;
+      // Every thread's rows for e, in (thread, slot) order.
+      std::vector<float>& in = inputs.emplace_back(static_cast<size_t>(total[e] * C));
+      int64_t r = 0;
+      for (int q2 = 0; q2 < P; ++q2) {
+        const ExpertExchange::Tokens& tq = ex->tokens_[q2];
+        for (int64_t i = 0; i < tq.T * K; ++i)
+          if (tq.idx[i] == e) std::copy_n(tq.x + (i / K) * C, C, in.data() + (r++) * C);
+      }
+      std::vector<float>& y = ex->outputs_[e];
+      y.resize(static_cast<size_t>(total[e] * C));
+      tasks.push_back({&w.experts[e], in.data(), total[e], y.data(), {}, {}});
     }
-    for (int64_t j = 0; j < t.n; ++j) {
-      const int64_t s = (*t.slot)[j];
+  } else {
+    for (int64_t e = 0; e < E; ++e) {
+      if (slots[e].empty()) continue;
+      inputs.push_back(GatherSlots(x, C, K, slots[e]));
+      local_y[e].resize(slots[e].size() * static_cast<size_t>(C));
+      outs[e] = local_y[e].data();
+      tasks.push_back(
+          {&w.experts[e], inputs.back().data(), static_cast<int64_t>(slots[e].size()), local_y[e].data(), {}, {}});
+    }
+  }
+  if (w.has_shared) {
+    shared_y.resize(static_cast<size_t>(T * C));
+    tasks.push_back({&w.shared_experts, x, T, shared_y.data(), {}, {}});
+  }
+  Streamed(RunExperts(tasks, ex ? k::kMaxBatchGemv : 0));
+  if (ex) {
+#pragma omp barrier
+    for (int64_t e = 0; e < E; ++e) {
+      int64_t before = 0;  // rows of e from the threads before this one
+      for (int q = 0; q < p; ++q) before += count[q * E + e];
+      if (!slots[e].empty()) outs[e] = ex->outputs_[e].data() + before * C;
+    }
+  }
+  for (int64_t e = 0; e < E; ++e) {
+    for (size_t j = 0; j < slots[e].size(); ++j) {
+      const int64_t s = slots[e][j];
       const float g = wt[s];
+      const float* y = outs[e] + static_cast<int64_t>(j) * C;
       float* dst = h + (s / K) * C;
-      for (int64_t i = 0; i < C; ++i) dst[i] += g * t.y[j * C + i];
+      for (int64_t i = 0; i < C; ++i) dst[i] += g * y[i];
     }
   }
+  if (w.has_shared)
+    for (int64_t i = 0; i < T * C; ++i) h[i] += shared_y[i];
 }
 
-void DeepSeekV3::FeedForward(const LayerWeights& lw, const float* x, int64_t T, float* h) const {
-  if (lw.is_moe) Moe(lw.moe, x, T, h);
+void DeepSeekV3::FeedForward(const LayerWeights& lw, const float* x, int64_t T, float* h, ExpertExchange* ex) const {
+  if (lw.is_moe) Moe(lw.moe, x, T, h, ex);
   else Mlp(lw.mlp, x, T, h, /*accumulate=*/true);
 }
 
-void DeepSeekV3::Run(const int32_t* ids, int64_t T, const int32_t* pos, bool absorbed,
-                     const std::vector<Segment>& segs, float* logits, bool last_only) const {
+void DeepSeekV3::Run(const int32_t* ids, int64_t T, const int32_t* pos, bool absorbed, const std::vector<Segment>& segs,
+                     float* logits, bool last_only, ExpertExchange* ex) const {
   const ModelConfig& c = config_;
   const int64_t C = c.hidden_size;
   const float eps = static_cast<float>(c.rms_norm_eps);
@@ -266,7 +360,7 @@ void DeepSeekV3::Run(const int32_t* ids, int64_t T, const int32_t* pos, bool abs
     if (absorbed) AttentionAbsorbed(l, x.data(), T, pos, h.data(), segs);
     else AttentionNaive(l, x.data(), T, pos, h.data(), segs.empty() ? nullptr : segs[0].cache);
     k::RmsNorm(h.data(), lw.post_attention_layernorm, T, C, eps, x.data());
-    FeedForward(lw, x.data(), T, h.data());
+    FeedForward(lw, x.data(), T, h.data(), ex);
   }
   for (const Segment& sg : segs)
     if (sg.cache) sg.cache->Advance(sg.n);
@@ -323,18 +417,35 @@ Status DeepSeekV3::Decode(const int32_t* ids, int64_t T, LatentCache* cache, flo
   return Status::Ok();
 }
 
-Status DeepSeekV3::DecodeBatch(const int32_t* ids, int64_t B, LatentCache* const* caches, float* logits) const {
-  R1_RETURN_IF_ERROR(CheckIds(ids, B, config_.vocab_size));
+Status DeepSeekV3::DecodeBatch(const int32_t* ids, int64_t B, LatentCache* const* caches, float* logits,
+                               ExpertExchange* exchange) const {
   std::vector<int32_t> pos(static_cast<size_t>(B));
   std::vector<Segment> segs;
-  for (int64_t b = 0; b < B; ++b) {
-    R1_RETURN_IF_ERROR(CheckAppend(*caches[b], 1).WithContext("sequence " + std::to_string(b)));
-    for (int64_t j = 0; j < b; ++j)
-      if (caches[j] == caches[b]) return InvalidArgument("DecodeBatch: one cache given twice");
-    pos[b] = static_cast<int32_t>(caches[b]->length());
-    segs.push_back({caches[b], b, 1});
+  auto check = [&]() -> Status {
+    R1_RETURN_IF_ERROR(CheckIds(ids, B, config_.vocab_size));
+    for (int64_t b = 0; b < B; ++b) {
+      R1_RETURN_IF_ERROR(CheckAppend(*caches[b], 1).WithContext("sequence " + std::to_string(b)));
+      for (int64_t j = 0; j < b; ++j)
+        if (caches[j] == caches[b]) return InvalidArgument("DecodeBatch: one cache given twice");
+      pos[b] = static_cast<int32_t>(caches[b]->length());
+      segs.push_back({caches[b], b, 1});
+    }
+    return Status::Ok();
+  };
+  Status st = check();
+  if (exchange) {
+    // The team goes on only if every thread's input is valid: the MoE layers wait for all of them.
+    const int p = omp_get_thread_num(), P = exchange->threads();
+    R1_CHECK(omp_get_num_threads() == P) << "an ExpertExchange for " << P << " threads used by a team of "
+                                         << omp_get_num_threads();
+    exchange->failed_[p] = st.ok() ? 0 : 1;
+#pragma omp barrier
+    const bool any = std::any_of(exchange->failed_.begin(), exchange->failed_.end(), [](int f) { return f != 0; });
+#pragma omp barrier
+    if (any) return st.ok() ? InvalidArgument("DecodeBatch: another thread's sequences of this step are invalid") : st;
   }
-  Run(ids, B, pos.data(), /*absorbed=*/true, segs, logits, /*last_only=*/false);
+  R1_RETURN_IF_ERROR(st);
+  Run(ids, B, pos.data(), /*absorbed=*/true, segs, logits, /*last_only=*/false, exchange);
   return Status::Ok();
 }
 

@@ -22,6 +22,31 @@
 
 namespace r1 {
 
+// The threads of one OpenMP team that each decode their own batch (a per-thread rollout) and
+// share the routed experts of every MoE layer: each thread routes its tokens and publishes them,
+// the experts are split between the threads so that each expert's weights are read once per
+// layer for every token sent to it (instead of once per thread), and each thread then adds its
+// tokens' weighted outputs in the usual order. A thread's rows are bit for bit what decoding its
+// batch alone gives. Every thread of the team must call DecodeBatch with the same exchange the
+// same number of times; the exchange holds no state between layers beyond reused buffers.
+class ExpertExchange {
+ public:
+  // For a team of `threads` and a model with `experts` routed experts per MoE layer.
+  ExpertExchange(int threads, int64_t experts);
+  int threads() const { return static_cast<int>(tokens_.size()); }
+
+ private:
+  friend class DeepSeekV3;
+  struct Tokens {              // one thread's tokens of the current MoE layer
+    const float* x = nullptr;  // (T, C) normed inputs
+    int64_t T = 0;
+    const int32_t* idx = nullptr;  // (T, K) selected experts
+  };
+  std::vector<Tokens> tokens_;               // per thread
+  std::vector<std::vector<float>> outputs_;  // per routed expert: its rows, in (thread, slot) order
+  std::vector<int> failed_;                  // per thread: its DecodeBatch input was invalid
+};
+
 class DeepSeekV3 {
  public:
   // Loads config.json and the weights of a Hugging Face checkpoint directory.
@@ -45,7 +70,11 @@ class DeepSeekV3 {
   // position. All matrix products run on the B rows together; attention runs per sequence.
   // logits: (B, V). With B <= kernels::kMaxBatchGemv every row is bit for bit Decode on its
   // sequence alone (the batched GEMV); wider products go to sgemm, whose rounding depends on B.
-  Status DecodeBatch(const int32_t* ids, int64_t B, LatentCache* const* caches, float* logits) const;
+  // With `exchange`, called by every thread of the team it was made for, each with its own
+  // sequences: the MoE layers' routed experts are computed once for all of the team's tokens
+  // (ExpertExchange). If any thread's input is invalid, every thread returns an error.
+  Status DecodeBatch(const int32_t* ids, int64_t B, LatentCache* const* caches, float* logits,
+                     ExpertExchange* exchange = nullptr) const;
 
   // Memory traffic since load, a gauge for benchmarks: the bytes of every weight matrix once per
   // product that used it (the batched GEMV streams a matrix once for up to 32 rows; sgemm's
@@ -84,15 +113,15 @@ class DeepSeekV3 {
   // c (T, R) normalized latent and kpe (T, Dr) rotated rope key, written with the given row strides.
   void LatentKv(const LayerWeights& lw, const float* x, int64_t T, const int32_t* pos, float* c, float* kpe) const;
   // Adds the feed-forward output of layer l (dense or MoE) for normed input x (T, C) to h.
-  void FeedForward(const LayerWeights& lw, const float* x, int64_t T, float* h) const;
+  void FeedForward(const LayerWeights& lw, const float* x, int64_t T, float* h, ExpertExchange* ex) const;
   void Mlp(const MlpWeights& w, const float* x, int64_t T, float* out, bool accumulate) const;
-  void Moe(const MoeWeights& w, const float* x, int64_t T, float* h) const;
+  void Moe(const MoeWeights& w, const float* x, int64_t T, float* h, ExpertExchange* ex) const;
   // Runs all layers over ids (T) at positions pos, then the final norm and head. Naive attention
   // treats the rows as one sequence (segs: at most one, its cache filled if given); absorbed
   // attention runs each segment against its own cache. logits: (T, V), or one row per segment
   // (its last) when last_only.
   void Run(const int32_t* ids, int64_t T, const int32_t* pos, bool absorbed, const std::vector<Segment>& segs,
-           float* logits, bool last_only) const;
+           float* logits, bool last_only, ExpertExchange* ex = nullptr) const;
 
   ModelConfig config_;
   std::unique_ptr<ModelWeights> weights_;

@@ -107,6 +107,72 @@ TEST(Rollout, SplitsAcrossThreadsMatchEachSequenceAlone) {
   omp_set_num_threads(saved);
 }
 
+// Two threads decoding their own sequences through an ExpertExchange (the MoE layers' routed
+// experts computed once for both threads' tokens) get the bits of each batch decoded on its own;
+// when one thread's input is invalid both threads return an error (neither waits forever for the
+// other) and no cache advances.
+TEST(Rollout, ExpertExchangeEqualsEachBatchAloneAndFailsTogether) {
+  auto model = DeepSeekV3::Load(std::string(R1_SOURCE_DIR) + "/tests/fixtures/tiny-f32-qlora");
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  const DeepSeekV3& m = **model;
+  const int64_t V = m.config().vocab_size, B = 20;
+  auto make = [&](std::vector<LatentCache>& caches) {
+    caches.clear();
+    for (int64_t b = 0; b < 2 * B; ++b) {
+      caches.push_back(m.NewCache(16));
+      const int32_t prompt[3] = {static_cast<int32_t>(b % V), static_cast<int32_t>((b * 7 + 3) % V), 5};
+      std::vector<float> lg(static_cast<size_t>(V));
+      m.Forward(prompt, 1 + b % 3, lg.data(), &caches.back(), /*last_only=*/true);
+    }
+  };
+  std::vector<int32_t> ids(static_cast<size_t>(2 * B));
+  for (int64_t b = 0; b < 2 * B; ++b) ids[b] = static_cast<int32_t>((b * 13 + 1) % V);
+  std::vector<LatentCache> alone_caches, shared_caches;
+  make(alone_caches);
+  make(shared_caches);
+  std::vector<float> alone(static_cast<size_t>(2 * B * V)), shared(alone.size());
+  for (int t = 0; t < 2; ++t) {
+    std::vector<LatentCache*> ptrs;
+    for (int64_t b = 0; b < B; ++b) ptrs.push_back(&alone_caches[t * B + b]);
+    ASSERT_TRUE(m.DecodeBatch(ids.data() + t * B, B, ptrs.data(), alone.data() + t * B * V).ok());
+  }
+  ExpertExchange exchange(2, m.config().n_routed_experts);
+  Status st[2];
+  int team = 0;
+  auto run = [&](const std::vector<int32_t>& in) {
+#pragma omp parallel num_threads(2)
+    {
+      team = omp_get_num_threads();
+      const int t = omp_get_thread_num();
+      std::vector<LatentCache*> ptrs;
+      for (int64_t b = 0; b < B; ++b) ptrs.push_back(&shared_caches[t * B + b]);
+      st[t] = m.DecodeBatch(in.data() + t * B, B, ptrs.data(), shared.data() + t * B * V, &exchange);
+    }
+  };
+  for (int step = 0; step < 2; ++step) {  // the second step reuses the exchange's buffers
+    run(ids);
+    ASSERT_EQ(team, 2);
+    ASSERT_TRUE(st[0].ok()) << st[0].ToString();
+    ASSERT_TRUE(st[1].ok()) << st[1].ToString();
+    EXPECT_EQ(shared, alone) << "step " << step;
+    if (step == 0)
+      for (int t = 0; t < 2; ++t) {
+        std::vector<LatentCache*> ptrs;
+        for (int64_t b = 0; b < B; ++b) ptrs.push_back(&alone_caches[t * B + b]);
+        ASSERT_TRUE(m.DecodeBatch(ids.data() + t * B, B, ptrs.data(), alone.data() + t * B * V).ok());
+      }
+  }
+  std::vector<int32_t> bad = ids;
+  bad[2 * B - 1] = static_cast<int32_t>(V);  // thread 1's last id is outside the vocabulary
+  std::vector<int64_t> lengths;
+  for (const LatentCache& c : shared_caches) lengths.push_back(c.length());
+  run(bad);
+  EXPECT_FALSE(st[0].ok());
+  EXPECT_FALSE(st[1].ok());
+  EXPECT_NE(st[1].ToString().find("vocabulary"), std::string::npos) << st[1].ToString();
+  for (size_t b = 0; b < shared_caches.size(); ++b) EXPECT_EQ(shared_caches[b].length(), lengths[b]) << "cache " << b;
+}
+
 TEST(Rollout, DecodeSplitFollowsTheCache) {
   using S = RolloutOptions::Split;
   EXPECT_EQ(DecodeSplit(45u << 20, 260u << 20, 2), S::kSequences);   // small RL model, big L3

@@ -6,7 +6,10 @@
 
 #include <omp.h>
 
+#include <array>
+#include <string>
 #include <tuple>
+#include <vector>
 
 #include "kernels/gemm.h"
 #include "test_util.h"
@@ -72,6 +75,43 @@ INSTANTIATE_TEST_SUITE_P(Shapes, SgemmTest,
                                            std::make_tuple(int64_t{40}, int64_t{40}, int64_t{1}),    // K = 1
                                            std::make_tuple(int64_t{9}, int64_t{7}, int64_t{64}),     // no split
                                            std::make_tuple(int64_t{130}, int64_t{64}, int64_t{200})));
+
+// Every element is the same sum whatever the thread count or the banding: 1 and 2 threads and a
+// call from inside a parallel region give the same bits (a batched prefill or a per-thread rollout
+// then equals its sequences run alone). Shapes: small products that OpenBLAS sends to its
+// small-matrix kernels, whose sums depend on the call's row and column tails (rows 33..80 against
+// 16-row bands), products just over that size, and ones large enough to split.
+TEST(Sgemm, SameBitsAtAnyThreadCount) {
+  const std::vector<std::array<int64_t, 3>> shapes = {{40, 32, 32},   {40, 48, 64},   {33, 128, 128}, {64, 24, 32},
+                                                      {80, 32, 64},   {100, 24, 128}, {48, 128, 64},  {200, 64, 128},
+                                                      {300, 128, 64}, {70, 512, 64},  {512, 512, 64}, {2048, 96, 64}};
+  for (const auto& [M, N, K] : shapes)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        Rng rng(5 + M + N + K);
+        const int64_t lda = ta ? M : K, ldb = tb ? K : N;
+        const auto a = RandomVec(rng, M * K), b = RandomVec(rng, K * N);
+        std::vector<std::vector<float>> got;
+        const int saved = omp_get_max_threads();
+        for (int threads : {1, 2, 0}) {  // 0: inside a parallel region of two
+          std::vector<float> c(static_cast<size_t>(M * N));
+          omp_set_num_threads(threads == 0 ? 2 : threads);
+          if (threads == 0) {
+#pragma omp parallel num_threads(2)
+            if (omp_get_thread_num() == 1)
+              Sgemm(ta, tb, M, N, K, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, c.data(), N);
+          } else {
+            Sgemm(ta, tb, M, N, K, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, c.data(), N);
+          }
+          omp_set_num_threads(saved);
+          got.push_back(std::move(c));
+        }
+        const std::string what = std::to_string(M) + " x " + std::to_string(N) + " x " + std::to_string(K) + " ta " +
+                                 std::to_string(ta) + " tb " + std::to_string(tb);
+        EXPECT_EQ(got[1], got[0]) << what << ": 2 threads against 1";
+        EXPECT_EQ(got[2], got[0]) << what << ": inside a parallel region against 1 thread";
+      }
+}
 
 }  // namespace
 }  // namespace r1::kernels
