@@ -66,7 +66,7 @@ Result<std::vector<Completion>> SampleCompletions(const DeepSeekV3& model, const
   }
   const bool per_thread = split == RolloutOptions::Split::kSequences;
   // Per-thread decoding of an MoE model shares each step's routed experts between the threads.
-  const bool exchange_experts = per_thread && c.n_routed_experts > 0 && ParallelAvailable() &&
+  const bool exchange_experts = per_thread && ParallelAvailable() &&
                                 std::any_of(model.weights().layers.begin(), model.weights().layers.end(),
                                             [](const LayerWeights& lw) { return lw.is_moe; });
   std::optional<ExpertExchange> exchange;  // kept from step to step for its buffers

@@ -264,12 +264,8 @@ void DeepSeekV3::Moe(const MoeWeights& w, const float* x, int64_t T, float* h, E
   int p = 0, P = 1;
   std::vector<int64_t> count;  // count[q·E + e]: thread q's slots of expert e
   if (ex) {
-    p = omp_get_thread_num();
+    p = omp_get_thread_num();  // DecodeBatch checked the team and the exchange
     P = ex->threads();
-    R1_CHECK(omp_get_num_threads() == P) << "an ExpertExchange for " << P << " threads used by a team of "
-                                         << omp_get_num_threads();
-    R1_CHECK(static_cast<int64_t>(ex->outputs_.size()) == E)
-        << "an ExpertExchange for " << ex->outputs_.size() << " experts used by a model with " << E;
     ex->tokens_[p] = {x, T, idx.data()};
 #pragma omp barrier
     count.assign(static_cast<size_t>(P * E), 0);
@@ -438,6 +434,9 @@ Status DeepSeekV3::DecodeBatch(const int32_t* ids, int64_t B, LatentCache* const
     const int p = omp_get_thread_num(), P = exchange->threads();
     R1_CHECK(omp_get_num_threads() == P) << "an ExpertExchange for " << P << " threads used by a team of "
                                          << omp_get_num_threads();
+    R1_CHECK(exchange->outputs_.size() == static_cast<size_t>(config_.n_routed_experts))
+        << "an ExpertExchange for " << exchange->outputs_.size() << " experts used by a model with "
+        << config_.n_routed_experts;
     exchange->failed_[p] = st.ok() ? 0 : 1;
 #pragma omp barrier
     const bool any = std::any_of(exchange->failed_.begin(), exchange->failed_.end(), [](int f) { return f != 0; });
