@@ -37,22 +37,28 @@ Result<std::string> ReadFileToString(const std::string& path) {
 }
 
 Status WriteFileAtomic(const std::string& path, const void* data, size_t size) {
+  return WriteFileAtomic(path, std::vector<ConstBytes>{{data, size}});
+}
+
+Status WriteFileAtomic(const std::string& path, const std::vector<ConstBytes>& parts) {
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return IoError(tmp + ": cannot create: " + ErrnoText());
-  const auto* p = static_cast<const char*>(data);
-  size_t left = size;
-  while (left > 0) {
-    const ssize_t n = ::write(fd, p, left);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const std::string err = ErrnoText();
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return IoError(tmp + ": write failed: " + err);
+  for (const ConstBytes& part : parts) {
+    const auto* p = static_cast<const char*>(part.data);
+    size_t left = part.size;
+    while (left > 0) {
+      const ssize_t n = ::write(fd, p, left);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        const std::string err = ErrnoText();
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        return IoError(tmp + ": write failed: " + err);
+      }
+      p += n;
+      left -= static_cast<size_t>(n);
     }
-    p += n;
-    left -= static_cast<size_t>(n);
   }
   if (::fsync(fd) != 0 || ::close(fd) != 0) {
     const std::string err = ErrnoText();

@@ -16,6 +16,12 @@ namespace r1 {
 Result<std::string> ReadFileToString(const std::string& path);
 // Writes to `path.tmp.<pid>`, fsyncs, then renames over `path`: a crash leaves the old file whole.
 Status WriteFileAtomic(const std::string& path, const void* data, size_t size);
+// The same for a file made of several pieces, written in order without joining them first.
+struct ConstBytes {
+  const void* data;
+  size_t size;
+};
+Status WriteFileAtomic(const std::string& path, const std::vector<ConstBytes>& parts);
 inline Status WriteFileAtomic(const std::string& path, const std::string& s) {
   return WriteFileAtomic(path, s.data(), s.size());
 }

@@ -212,7 +212,12 @@ size_t Checkpoint::TotalBytes() const {
 void SafetensorsWriter::Add(const std::string& name, DType dtype, const Shape& shape, const void* data) {
   const size_t n = static_cast<size_t>(shape.numel()) * DTypeSize(dtype);
   const auto* p = static_cast<const uint8_t*>(data);
-  entries_.push_back(Entry{name, dtype, shape, std::vector<uint8_t>(p, p + n)});
+  entries_.push_back(Entry{name, dtype, shape, std::vector<uint8_t>(p, p + n), nullptr, n});
+}
+
+void SafetensorsWriter::AddView(const std::string& name, DType dtype, const Shape& shape, const void* data) {
+  const size_t n = static_cast<size_t>(shape.numel()) * DTypeSize(dtype);
+  entries_.push_back(Entry{name, dtype, shape, {}, data, n});
 }
 
 Status SafetensorsWriter::Write(const std::string& path) const {
@@ -220,9 +225,8 @@ Status SafetensorsWriter::Write(const std::string& path) const {
   uint64_t offset = 0;
   for (const auto& e : entries_) {
     std::vector<int64_t> dims(e.shape.dims.begin(), e.shape.dims.begin() + e.shape.ndim);
-    header[e.name] = {{"dtype", DTypeName(e.dtype)}, {"shape", dims},
-                      {"data_offsets", {offset, offset + e.bytes.size()}}};
-    offset += e.bytes.size();
+    header[e.name] = {{"dtype", DTypeName(e.dtype)}, {"shape", dims}, {"data_offsets", {offset, offset + e.size}}};
+    offset += e.size;
   }
   json meta = json::object();
   for (const auto& [k, v] : metadata_) meta[k] = v;
@@ -230,13 +234,15 @@ Status SafetensorsWriter::Write(const std::string& path) const {
   header["__metadata__"] = meta;
   std::string h = header.dump();
   while ((8 + h.size()) % 8 != 0) h.push_back(' ');  // keep the data 8-byte aligned
-  std::string out;
-  out.reserve(8 + h.size() + offset);
+  // The 8-byte little-endian header length, then the header.
+  std::string head;
   const uint64_t n = h.size();
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((n >> (8 * i)) & 0xff));
-  out += h;
-  for (const auto& e : entries_) out.append(reinterpret_cast<const char*>(e.bytes.data()), e.bytes.size());
-  return WriteFileAtomic(path, out);
+  for (int i = 0; i < 8; ++i) head.push_back(static_cast<char>((n >> (8 * i)) & 0xff));
+  head += h;
+  // Written piece by piece from where the tensors are: no second copy of the whole file in memory.
+  std::vector<ConstBytes> parts{{head.data(), head.size()}};
+  for (const auto& e : entries_) parts.push_back({e.view != nullptr ? e.view : e.bytes.data(), e.size});
+  return WriteFileAtomic(path, parts);
 }
 
 }  // namespace r1::io

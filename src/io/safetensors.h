@@ -86,6 +86,12 @@ class SafetensorsWriter {
   void AddF32(const std::string& name, const Shape& shape, const float* data) {
     Add(name, DType::kF32, shape, data);
   }
+  // Bytes are not copied: `data` must stay valid and unchanged until Write returns. Saves a
+  // checkpoint's worth of memory and copying when the tensors already live in memory.
+  void AddView(const std::string& name, DType dtype, const Shape& shape, const void* data);
+  void AddF32View(const std::string& name, const Shape& shape, const float* data) {
+    AddView(name, DType::kF32, shape, data);
+  }
   void SetMetadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
   Status Write(const std::string& path) const;
 
@@ -94,7 +100,9 @@ class SafetensorsWriter {
     std::string name;
     DType dtype;
     Shape shape;
-    std::vector<uint8_t> bytes;
+    std::vector<uint8_t> bytes;  // owned copy (Add), or empty with `view` set (AddView)
+    const void* view = nullptr;
+    size_t size = 0;
   };
   std::vector<Entry> entries_;
   std::map<std::string, std::string> metadata_;

@@ -151,7 +151,7 @@ Status ParameterStore::SaveCheckpoint(const std::string& dir, DType dtype) const
   io::SafetensorsWriter w;
   auto add = [&](const std::string& name, const Shape& shape, const std::vector<float>& v, bool keep_f32) {
     if (dtype == DType::kF32 || keep_f32) {
-      w.AddF32(name, shape, v.data());
+      w.AddF32View(name, shape, v.data());  // the store outlives the write
     } else {
       std::vector<uint16_t> h(v.size());
       for (size_t i = 0; i < v.size(); ++i) h[i] = F32ToBf16(v[i]);

@@ -84,8 +84,8 @@ Status SaveCheckpoint(const std::string& dir, const ParameterStore& store, AdamW
     const auto& params = store.params();
     for (size_t i = 0; i < params.size(); ++i) {
       if (!params[i].trainable) continue;
-      w.AddF32("m." + params[i].spec.name, params[i].spec.shape, opt->m()[i].data());
-      w.AddF32("v." + params[i].spec.name, params[i].spec.shape, opt->v()[i].data());
+      w.AddF32View("m." + params[i].spec.name, params[i].spec.shape, opt->m()[i].data());
+      w.AddF32View("v." + params[i].spec.name, params[i].spec.shape, opt->v()[i].data());
     }
     w.SetMetadata("adam_step", std::to_string(opt->step()));
     if (!(st = w.Write(tmp + "/optimizer.safetensors")).ok()) return fail(st);

@@ -71,6 +71,43 @@ TEST_F(CheckpointTest, WriterRoundTripAllDtypes) {
   ExpectError((*ck)->Get("a.f32", Shape{3, 2}).status(), StatusCode::kInvalidArgument, "[2, 3]");
 }
 
+// Views (not copied) and copies mixed in one file: the same bytes as a file of copies only, with
+// each tensor where its header says; a copy taken by Add no longer follows its source.
+TEST_F(CheckpointTest, WriterViewsGiveTheSameFileAsCopies) {
+  std::vector<float> big(1000), small = {4, 5, 6};
+  for (size_t i = 0; i < big.size(); ++i) big[i] = 0.5f * static_cast<float>(i) - 7.0f;
+  const uint16_t h[2] = {F32ToBf16(2.0f), F32ToBf16(-3.0f)};
+  io::SafetensorsWriter copies, views;
+  copies.AddF32("big", Shape{10, 100}, big.data());
+  copies.Add("h", DType::kBF16, Shape{2}, h);
+  copies.AddF32("small", Shape{3}, small.data());
+  views.AddF32View("big", Shape{10, 100}, big.data());
+  views.Add("h", DType::kBF16, Shape{2}, h);
+  views.AddF32View("small", Shape{3}, small.data());
+  const std::string a = (dir_ / "copies.safetensors").string(), b = (dir_ / "model.safetensors").string();
+  ASSERT_TRUE(copies.Write(a).ok());
+  ASSERT_TRUE(views.Write(b).ok());
+  EXPECT_EQ(ReadFileToString(a).value(), ReadFileToString(b).value());
+  ASSERT_TRUE(WriteFileAtomic((dir_ / "config.json").string(), std::string("{}")).ok());
+  fs::remove(a);
+  auto ck = io::Checkpoint::Open(dir_.string());
+  ASSERT_TRUE(ck.ok()) << ck.status().ToString();
+  EXPECT_EQ(ToF32((*ck)->Get("big").value()), big);
+  EXPECT_EQ(ToF32((*ck)->Get("h").value()), (std::vector<float>{2.0f, -3.0f}));
+  EXPECT_EQ(ToF32((*ck)->Get("small").value()), small);
+  small[0] = 40;  // a view writes what its source holds at Write time, a copy what it held at Add
+  ASSERT_TRUE(views.Write(b).ok());
+  ASSERT_TRUE(copies.Write(a).ok());
+  EXPECT_NE(ReadFileToString(a).value(), ReadFileToString(b).value());
+}
+
+TEST(WriteFileAtomic, PiecesAreWrittenInOrder) {
+  const std::string path = (fs::path(::testing::TempDir()) / "r1_pieces.bin").string();
+  const std::string x = "head", y, z = "tail";
+  ASSERT_TRUE(WriteFileAtomic(path, {{x.data(), x.size()}, {y.data(), 0}, {z.data(), z.size()}}).ok());
+  EXPECT_EQ(ReadFileToString(path).value(), "headtail");
+  fs::remove(path);
+}
 TEST_F(CheckpointTest, TruncatedFile) {
   const std::string p = (dir_ / "t.safetensors").string();
   ASSERT_TRUE(WriteFileAtomic(p, std::string("\x05\x00\x00", 3)).ok());
