@@ -121,29 +121,38 @@ inline void StoreDots(const __m512* s, float* res, int64_t rs, bool accumulate) 
 
 constexpr int64_t kBf16Chunk = 32;  // weights per 64-byte load
 constexpr int64_t kFp8Chunk = 64;
-// Software prefetch distance along each row stream, in bytes. Long rows: 512 B ahead within the
-// row and the hardware prefetcher does the rest (+10 % for bf16, +3 % for fp8 at K = 4096 / 7168
-// from DRAM on one core; 4 KiB there is no better for bf16 and 25 % worse for fp8; f32 needs
-// none). Short rows (the small models' K = 256..1024): each stream moves to a new row every few
-// steps and the hardware prefetcher loses it; 4 KiB ahead, i.e. into the row groups that come
-// next, took moe-small bf16 decode from ~205 to ~255 tokens/s on one stream and from ~505 to
-// ~570 on 16 (2 KiB: no gain on one stream; 8 KiB: less on 16); its fp8 variant went 205 -> 259-266
-// (together with InRegister and HSumMany above).
-// f32 rows (the live weights of training and GRPO rollouts) are prefetched 16 KiB ahead into L2
-// (PrefetchL2), whatever their length: a prefetch into L1 holds one of its few miss buffers until
-// the line arrives, which capped a core's stream from memory at ~8 GB/s against 25 GB/s for a
-// plain streaming read. On an AMD EPYC (Zen 4), 200 expert-sized matrices (256 x 256, 52 MB, more
-// than the last-level cache) went from 32-35 to 15-27 µs each with 4-16 inputs (1 input: 33 ->
-// 15 µs; 32 inputs: 58 -> 51 µs), within 3 % of the same matrices hot at 16 inputs.
-constexpr int64_t kF32PrefetchBytes = 16384;
+// Software prefetch along each row stream: how far ahead (bytes) and into which cache.
+//   * Long rows of bf16 / fp8 (the released models' K = 2048..7168): 512 B ahead within the row
+//     into L1, and the hardware prefetcher does the rest (+10 % for bf16, +3 % for fp8 at K = 4096
+//     / 7168 from DRAM on one core; 4 KiB there is no better for bf16 and 25 % worse for fp8; into
+//     L2 instead, 4 inputs of bf16 ran 1.3x slower).
+//   * Short rows (the small models' K = 256..1024): each stream moves to a new row every few steps
+//     and the hardware prefetcher loses it, so the prefetch runs into the row groups that come
+//     next: 4 KiB ahead for bf16 / fp8 (moe-small bf16 decode ~205 -> ~255 tokens/s on one
+//     stream, ~505 -> ~570 on 16; 2 KiB: no gain on one stream; 8 KiB: less on 16; 16
+//     KiB into L2: the same as 4), and into L2, not L1. A prefetch into L1 holds one of the core's
+//     few L1 miss buffers until its line arrives, which capped a core's stream from memory at
+//     ~8 GB/s against 25 GB/s for a plain streaming read (AMD EPYC, Zen 4). Into L2 there:
+//     moe-small decode (bench_serve, A B) bf16 132-142 -> 193-234 tokens/s on one stream, 239-283
+//     -> 375-426 on 4, 466-543 -> 613-725 on 16; fp8 152-179 -> 240-260 on one stream, 335-349 ->
+//     441-445 on 4, 560-584 -> 613-668 on 16.
+//   * f32 rows (the live weights of training and GRPO rollouts): 16 KiB ahead into L2 whatever
+//     their length. 200 expert-sized matrices (256 x 256, 52 MB, more than the last-level cache)
+//     went from 32-35 to 15-27 µs each with 4-16 inputs (1 input: 33 -> 15 µs; 32 inputs: 58 ->
+//     51 µs), within 3 % of the same matrices hot at 16 inputs (Zen 4, one core).
+constexpr int64_t kShortRowBytes = 2048;
 int64_t PrefetchBytes(DType dtype, int64_t row_bytes) {
-  if (dtype == DType::kF32) return kF32PrefetchBytes;
-  if (row_bytes <= 2048) return 4096;
-  return 512;
+  if (dtype == DType::kF32) return 16384;
+  return row_bytes <= kShortRowBytes ? 4096 : 512;
 }
+bool PrefetchToL2(DType dtype, int64_t row_bytes) { return dtype == DType::kF32 || row_bytes <= kShortRowBytes; }
 
-inline void Prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
-inline void PrefetchL2(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T1); }
+inline void Prefetch(const void* p, bool to_l2) {
+  if (to_l2)
+    _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T1);
+  else
+    _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0);
+}
 
 // x for bf16 rows: per 32-column chunk, the 16 even then the 16 odd columns; zero-padded.
 void PrepareXBf16(const float* x, int64_t K, float* xp) {
@@ -220,7 +229,7 @@ void RowsF32(const float* __restrict x, int64_t xs, const float* __restrict w, i
     __m512 wv[R];
     R1_UNROLL
     for (int r = 0; r < R; ++r) {
-      PrefetchL2(w + r * K + k + pf);
+      Prefetch(w + r * K + k + pf, true);
       wv[r] = _mm512_loadu_ps(w + r * K + k);
       if constexpr (J < 5) wv[r] = InRegister(wv[r]);
     }
@@ -256,6 +265,7 @@ template <int R, int J>
 void RowsBf16(const float* __restrict xp, int64_t xs, const uint16_t* __restrict w, int64_t K,
               int64_t pf, float* res, int64_t rs, bool accumulate) {
   const __m512i hi_mask = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
+  const bool l2 = PrefetchToL2(DType::kBF16, K * 2);
   __m512 a0[R][J], a1[R][J];
   R1_UNROLL
   for (int r = 0; r < R; ++r)
@@ -266,7 +276,7 @@ void RowsBf16(const float* __restrict xp, int64_t xs, const uint16_t* __restrict
     __m512 we[R], wo[R];
     R1_UNROLL
     for (int r = 0; r < R; ++r) {
-      Prefetch(w + r * K + k + pf);
+      Prefetch(w + r * K + k + pf, l2);
       const __m512i v = _mm512_maskz_loadu_epi16(m, w + r * K + k);
       we[r] = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
       wo[r] = _mm512_castsi512_ps(_mm512_and_si512(v, hi_mask));
@@ -300,6 +310,7 @@ void RowsFp8(const float* __restrict xp, int64_t xs, const uint8_t* __restrict w
   const __m512i lo0 = _mm512_load_si512(t.lo), lo1 = _mm512_load_si512(t.lo + 64);
   const __m512i sign = _mm512_set1_epi8(static_cast<char>(0x80));
   const __m512i hi_mask = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
+  const bool l2 = PrefetchToL2(DType::kF8E4M3, K);
   __m512 total[R][J];
   R1_UNROLL
   for (int r = 0; r < R; ++r)
@@ -318,7 +329,7 @@ void RowsFp8(const float* __restrict xp, int64_t xs, const uint8_t* __restrict w
       __m512 wa[R], wb[R], wc[R], wd[R];
       R1_UNROLL
       for (int r = 0; r < R; ++r) {
-        Prefetch(w + r * K + k + pf);
+        Prefetch(w + r * K + k + pf, l2);
         const __m512i codes = _mm512_maskz_loadu_epi8(m, w + r * K + k);
         // bf16 high byte: table (index bits 0..6) | sign bit of the code.
         const __m512i hb = _mm512_ternarylogic_epi32(
