@@ -47,14 +47,26 @@ TEST(RmsNorm, MatchesReference) {
   for (float v : o) EXPECT_EQ(v, 0.0f);
 }
 
-// The row loops RmsNorm and RmsNormBackward replaced (one row at a time, double sums in column
-// order): the kernels, which sum 8 rows per instruction and split the work over threads, must
-// give these bits exactly — training and inference results do not depend on the grouping.
+// The row sums of RmsNorm and RmsNormBackward, as norm.cc defines them: 16 partial sums in
+// double, column c into sum c mod 16 in column order (each term a fused multiply-add), then sums i
+// and i + 8 added, then ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7)).
+template <class Term>
+double RowSum(int64_t C, Term fma_into) {
+  double s[16] = {};
+  for (int64_t c = 0; c < C; ++c) s[c % 16] = fma_into(c, s[c % 16]);
+  for (int i = 0; i < 8; ++i) s[i] += s[i + 8];
+  return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+}
+
+// One row at a time with those sums: the kernels, which split the rows over threads, fuse dx and
+// dw on one thread and take dw by columns on several, must give these bits exactly — training and
+// inference results do not depend on the grouping.
 void RmsNormRows(const float* x, const float* w, int64_t T, int64_t C, float eps, float* out, float* rstd) {
   for (int64_t t = 0; t < T; ++t) {
     const float* xr = x + t * C;
-    double ss = 0.0;
-    for (int64_t c = 0; c < C; ++c) ss += static_cast<double>(xr[c]) * xr[c];
+    const double ss = RowSum(C, [&](int64_t c, double acc) {
+      return std::fma(static_cast<double>(xr[c]), static_cast<double>(xr[c]), acc);
+    });
     const float r = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(C) + eps));
     for (int64_t c = 0; c < C; ++c) out[t * C + c] = w[c] * (xr[c] * r);
     rstd[t] = r;
@@ -67,8 +79,9 @@ void RmsNormBackwardRows(const float* x, const float* w, const float* rstd, cons
     const float* xr = x + t * C;
     const float* g = dy + t * C;
     const float r = rstd[t];
-    double dot = 0.0;
-    for (int64_t c = 0; c < C; ++c) dot += static_cast<double>(w[c]) * g[c] * xr[c];
+    const double dot = RowSum(C, [&](int64_t c, double acc) {
+      return std::fma(static_cast<double>(w[c]) * g[c], static_cast<double>(xr[c]), acc);
+    });
     const float k = static_cast<float>(dot / static_cast<double>(C)) * r * r * r;
     for (int64_t c = 0; c < C; ++c) {
       dx[t * C + c] += r * w[c] * g[c] - xr[c] * k;
@@ -80,7 +93,7 @@ void RmsNormBackwardRows(const float* x, const float* w, const float* rstd, cons
 TEST(RmsNorm, GroupedRowsGiveTheRowLoopsBits) {
   Rng rng(9);
   for (int64_t T : {1, 7, 8, 9, 37, 600})
-    for (int64_t C : {1, 5, 64, 130, 512}) {
+    for (int64_t C : {1, 5, 8, 15, 16, 17, 64, 130, 512, 8200}) {
       const auto x = RandomVec(rng, T * C, 2.0), w = RandomVec(rng, C), dy = RandomVec(rng, T * C);
       const auto dx0 = RandomVec(rng, T * C), dw0 = RandomVec(rng, C);
       std::vector<float> want(T * C), want_rstd(T), want_dx = dx0, want_dw = dw0;
