@@ -128,18 +128,18 @@ constexpr int64_t kFp8Chunk = 64;
 //     L2 instead, 4 inputs of bf16 ran 1.3x slower).
 //   * Short rows (the small models' K = 256..1024): each stream moves to a new row every few steps
 //     and the hardware prefetcher loses it, so the prefetch runs into the row groups that come
-//     next: 4 KiB ahead for bf16 / fp8 (moe-small bf16 decode ~205 -> ~255 tokens/s on one
-//     stream, ~505 -> ~570 on 16; 2 KiB: no gain on one stream; 8 KiB: less on 16; 16
-//     KiB into L2: the same as 4), and into L2, not L1. A prefetch into L1 holds one of the core's
-//     few L1 miss buffers until its line arrives, which capped a core's stream from memory at
-//     ~8 GB/s against 25 GB/s for a plain streaming read (AMD EPYC, Zen 4). Into L2 there:
-//     moe-small decode (bench_serve, A B) bf16 132-142 -> 193-234 tokens/s on one stream, 239-283
-//     -> 375-426 on 4, 466-543 -> 613-725 on 16; fp8 152-179 -> 240-260 on one stream, 335-349 ->
-//     441-445 on 4, 560-584 -> 613-668 on 16.
+//     next: 4 KiB ahead for bf16 / fp8 (moe-small bf16 decode ~205 -> ~255 tokens/s on one stream,
+//     ~505 -> ~570 on 16; 2 KiB: no gain on one stream; 8 KiB: less on 16; 16 KiB into L2: the
+//     same as 4), and into L2, not L1: into L1 a core's stream from memory ran at ~8 GB/s against
+//     25 GB/s for a plain streaming read (AMD EPYC, Zen 4), most likely because each such prefetch
+//     holds one of the core's few L1 miss buffers until its line arrives. Into L2 there, moe-small
+//     decode (bench_serve, A B): bf16 132-142 -> 193-234 tokens/s on one stream, 239-283 -> 375-426
+//     on 4, 466-543 -> 613-725 on 16; fp8 152-179 -> 240-260, 335-349 -> 441-445, 560-584 ->
+//     613-668.
 //   * f32 rows (the live weights of training and GRPO rollouts): 16 KiB ahead into L2 whatever
 //     their length. 200 expert-sized matrices (256 x 256, 52 MB, more than the last-level cache)
 //     went from 32-35 to 15-27 µs each with 4-16 inputs (1 input: 33 -> 15 µs; 32 inputs: 58 ->
-//     51 µs), within 3 % of the same matrices hot at 16 inputs (Zen 4, one core).
+//     51 µs; hot in cache: 22 µs with 16 inputs), Zen 4, one core.
 constexpr int64_t kShortRowBytes = 2048;
 int64_t PrefetchBytes(DType dtype, int64_t row_bytes) {
   if (dtype == DType::kF32) return 16384;
@@ -208,7 +208,7 @@ const Fp8Tables& Tables() {
 //   x: J inputs, input j at x + j·xs (prepared for the dtype); w: R rows, row stride K;
 //   res[j·rs + r] = Σ_k x_j[k]·w[r][k].
 
-// R rows of f32 weights; pf: prefetch distance in weights (PrefetchBytes), 0 for none. One
+// R rows of f32 weights; pf: prefetch distance in weights (PrefetchBytes). One
 // accumulator per (row, input) pair, 16 columns a step: a pass of 4 rows x 6 inputs loads 10
 // vectors per 24 FMAs (2 x 6 with two accumulators each loaded 16: 113-118 -> 133-137 GFLOP/s on
 // one core at K = 256, hot cache). With T == 1 the kernel takes 8 rows a pass, so that 8
