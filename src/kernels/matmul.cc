@@ -219,6 +219,7 @@ const Fp8Tables& Tables() {
 template <int R, int J>
 void RowsF32(const float* __restrict x, int64_t xs, const float* __restrict w, int64_t K,
              int64_t pf, float* res, int64_t rs, bool accumulate) {
+  const bool l2 = PrefetchToL2(DType::kF32, K * 4);
   __m512 a[R][J];
   R1_UNROLL
   for (int r = 0; r < R; ++r)
@@ -229,7 +230,7 @@ void RowsF32(const float* __restrict x, int64_t xs, const float* __restrict w, i
     __m512 wv[R];
     R1_UNROLL
     for (int r = 0; r < R; ++r) {
-      Prefetch(w + r * K + k + pf, true);
+      Prefetch(w + r * K + k + pf, l2);
       wv[r] = _mm512_loadu_ps(w + r * K + k);
       if constexpr (J < 5) wv[r] = InRegister(wv[r]);
     }

@@ -30,58 +30,67 @@ constexpr int64_t kParallelWork = int64_t{1} << 16;
 inline double Tree8(const double* s) { return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7])); }
 
 #if defined(__AVX512F__)
-inline __m512d Widen(const float* p, int64_t n) {  // n <= 8 floats; lanes past n are 0
+inline __m512d Widen(const float* p, int64_t n) {  // min(n, 8) floats; lanes past n are 0
   return _mm512_cvtps_pd(n >= 8 ? _mm256_loadu_ps(p) : _mm256_maskz_loadu_ps(static_cast<__mmask8>((1u << n) - 1), p));
 }
 
-inline double Finish(__m512d a0, __m512d a1) {
+// The row sum, fused: fma8(c, n, acc) adds columns c .. c + min(n, 8) of the row (n = C − c, the
+// columns left) to acc, the 8 doubles of one partial-sum vector.
+template <class Fma8>
+double RowSum(int64_t C, Fma8 fma8) {
+  __m512d a[2] = {_mm512_setzero_pd(), _mm512_setzero_pd()};
+  for (int64_t c = 0; c < C; c += 8) a[(c / 8) % 2] = fma8(c, C - c, a[(c / 8) % 2]);
   alignas(64) double s[8];
-  _mm512_store_pd(s, _mm512_add_pd(a0, a1));
+  _mm512_store_pd(s, _mm512_add_pd(a[0], a[1]));
   return Tree8(s);
 }
 
 // Σ_c x_c² (a float squared is exact in double).
 double SumSquares(const float* x, int64_t C) {
-  __m512d a[2] = {_mm512_setzero_pd(), _mm512_setzero_pd()};
-  for (int64_t c = 0; c < C; c += 8) {
-    const __m512d v = Widen(x + c, C - c);
-    a[(c / 8) % 2] = _mm512_fmadd_pd(v, v, a[(c / 8) % 2]);
-  }
-  return Finish(a[0], a[1]);
+  return RowSum(C, [&](int64_t c, int64_t n, __m512d acc) {
+    const __m512d v = Widen(x + c, n);
+    return _mm512_fmadd_pd(v, v, acc);
+  });
 }
 
 // Σ_c (w_c·dy_c)·x_c (the first product exact in double, the second fused into the add).
 double WeightedDot(const float* x, const float* dy, const float* w, int64_t C) {
-  __m512d a[2] = {_mm512_setzero_pd(), _mm512_setzero_pd()};
-  for (int64_t c = 0; c < C; c += 8) {
-    const __m512d g = _mm512_mul_pd(Widen(w + c, C - c), Widen(dy + c, C - c));
-    a[(c / 8) % 2] = _mm512_fmadd_pd(g, Widen(x + c, C - c), a[(c / 8) % 2]);
-  }
-  return Finish(a[0], a[1]);
+  return RowSum(C, [&](int64_t c, int64_t n, __m512d acc) {
+    return _mm512_fmadd_pd(_mm512_mul_pd(Widen(w + c, n), Widen(dy + c, n)), Widen(x + c, n), acc);
+  });
 }
 #else
-double SumSquares(const float* x, int64_t C) {
+// The same sums one column at a time: fma1(c, acc) adds column c to acc.
+template <class Fma1>
+double RowSum(int64_t C, Fma1 fma1) {
   double a[16] = {};
-  for (int64_t c = 0; c < C; ++c) a[c % 16] = std::fma(static_cast<double>(x[c]), x[c], a[c % 16]);
+  for (int64_t c = 0; c < C; ++c) a[c % 16] = fma1(c, a[c % 16]);
   for (int i = 0; i < 8; ++i) a[i] += a[i + 8];
   return Tree8(a);
 }
 
+double SumSquares(const float* x, int64_t C) {
+  return RowSum(C, [&](int64_t c, double acc) { return std::fma(static_cast<double>(x[c]), x[c], acc); });
+}
+
 double WeightedDot(const float* x, const float* dy, const float* w, int64_t C) {
-  double a[16] = {};
-  for (int64_t c = 0; c < C; ++c)
-    a[c % 16] = std::fma(static_cast<double>(w[c]) * dy[c], static_cast<double>(x[c]), a[c % 16]);
-  for (int i = 0; i < 8; ++i) a[i] += a[i + 8];
-  return Tree8(a);
+  return RowSum(C, [&](int64_t c, double acc) {
+    return std::fma(static_cast<double>(w[c]) * dy[c], static_cast<double>(x[c]), acc);
+  });
 }
 #endif
+
+// dw[c] += dy_c·x_c·r for columns [c0, c1) of one row: the one expression both backward paths use,
+// so that they round alike.
+inline void AddRowToDw(const float* xr, const float* g, float r, int64_t c0, int64_t c1, float* dw) {
+  for (int64_t c = c0; c < c1; ++c) dw[c] += g[c] * xr[c] * r;
+}
 
 // One row of the backward: dx += r·(w⊙dy) − x·k, and (with dw) dw += dy⊙x·r.
 inline void BackwardRow(const float* xr, const float* w, float r, const float* g, int64_t C, float* dxr, float* dw) {
   const float k = static_cast<float>(WeightedDot(xr, g, w, C) / static_cast<double>(C)) * r * r * r;
   for (int64_t c = 0; c < C; ++c) dxr[c] += r * w[c] * g[c] - xr[c] * k;
-  if (dw)
-    for (int64_t c = 0; c < C; ++c) dw[c] += g[c] * xr[c] * r;
+  if (dw) AddRowToDw(xr, g, r, 0, C, dw);
 }
 
 }  // namespace
@@ -117,12 +126,7 @@ void RmsNormBackward(const float* x, const float* w, const float* rstd, const fl
   // Columns in blocks of 64 (whole cache lines of dw per thread).
   ParallelFor((C + 63) / 64, true, [&](int64_t b) {
     const int64_t c0 = b * 64, c1 = std::min(C, c0 + 64);
-    for (int64_t t = 0; t < T; ++t) {
-      const float* xr = x + t * C;
-      const float* g = dy + t * C;
-      const float r = rstd[t];
-      for (int64_t c = c0; c < c1; ++c) dw[c] += g[c] * xr[c] * r;
-    }
+    for (int64_t t = 0; t < T; ++t) AddRowToDw(x + t * C, dy + t * C, rstd[t], c0, c1, dw);
   });
 }
 
