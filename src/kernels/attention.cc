@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/memory.h"
 #include "core/threads.h"
 #include "kernels/activation.h"
 #include "kernels/matmul.h"
@@ -154,7 +155,7 @@ void AttentionLatent(const float* q_lat, const float* q_pe, const float* c, cons
                      const AttentionMask& mask, float* o_lat) {
   // All T·H query rows share the one key/value head: scores (T·H, S) in two GEMMs.
   const int TH = static_cast<int>(T * H), iS = static_cast<int>(S);
-  std::vector<float> p(static_cast<size_t>(T * H * S));
+  ScratchVector<float> p(static_cast<size_t>(T * H * S));  // assigned whole by the first GEMM
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, TH, iS, static_cast<int>(R), scale, q_lat,
               static_cast<int>(R), c, static_cast<int>(R), 0.0f, p.data(), iS);
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, TH, iS, static_cast<int>(Dr), scale, q_pe,

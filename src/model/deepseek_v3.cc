@@ -69,7 +69,7 @@ void DeepSeekV3::Query(const LayerWeights& lw, const float* x, int64_t T, const 
   const int64_t H = c.num_attention_heads, Dqk = c.qk_head_dim();
   if (c.q_lora_rank > 0) {
     // cq (T, q_lora_rank) = RMSNorm(x · q_a_projᵀ); q = cq · q_b_projᵀ
-    std::vector<float> cq(static_cast<size_t>(T * c.q_lora_rank));
+    ScratchVector<float> cq(static_cast<size_t>(T * c.q_lora_rank));
     Product(x, T, lw.attn.q_a_proj, cq.data());
     k::RmsNorm(cq.data(), lw.attn.q_a_layernorm, T, c.q_lora_rank, static_cast<float>(c.rms_norm_eps), cq.data());
     Product(cq.data(), T, lw.attn.q_b_proj, q);
@@ -86,7 +86,7 @@ void DeepSeekV3::LatentKv(const LayerWeights& lw, const float* x, int64_t T, con
   const ModelConfig& c = config_;
   const int64_t R = c.kv_lora_rank, Dr = c.qk_rope_head_dim;
   // kv (T, R + Dr) = x · kv_a_proj_with_mqaᵀ; c = RMSNorm(kv[:, :R]); kpe = RoPE(kv[:, R:])
-  std::vector<float> kv(static_cast<size_t>(T * (R + Dr)));
+  ScratchVector<float> kv(static_cast<size_t>(T * (R + Dr)));
   Product(x, T, lw.attn.kv_a_proj_with_mqa, kv.data());
   for (int64_t t = 0; t < T; ++t) {
     k::RmsNorm(kv.data() + t * (R + Dr), lw.attn.kv_a_layernorm, 1, R, static_cast<float>(c.rms_norm_eps),
@@ -103,18 +103,18 @@ void DeepSeekV3::AttentionNaive(int64_t l, const float* x, int64_t T, const int3
   const LayerWeights& lw = weights_->layers[l];
   const int64_t H = c.num_attention_heads, R = c.kv_lora_rank, Dr = c.qk_rope_head_dim;
   const int64_t Dn = c.qk_nope_head_dim, Dv = c.v_head_dim, Dqk = c.qk_head_dim();
-  std::vector<float> q(static_cast<size_t>(T * H * Dqk));
+  ScratchVector<float> q(static_cast<size_t>(T * H * Dqk));
   Query(lw, x, T, pos, q.data());
-  std::vector<float> lat(static_cast<size_t>(T * R)), kpe(static_cast<size_t>(T * Dr));
+  ScratchVector<float> lat(static_cast<size_t>(T * R)), kpe(static_cast<size_t>(T * Dr));
   LatentKv(lw, x, T, pos, lat.data(), kpe.data());
   if (cache) {
     std::copy(lat.begin(), lat.end(), cache->c(l) + cache->length() * R);
     std::copy(kpe.begin(), kpe.end(), cache->kpe(l) + cache->length() * Dr);
   }
   // kvb (T, H, Dn + Dv) = c · kv_b_projᵀ; k = [k_nope, kpe broadcast over heads] (T, H, Dqk)
-  std::vector<float> kvb(static_cast<size_t>(T * H * (Dn + Dv)));
+  ScratchVector<float> kvb(static_cast<size_t>(T * H * (Dn + Dv)));
   Product(lat.data(), T, lw.attn.kv_b_proj, kvb.data());
-  std::vector<float> key(static_cast<size_t>(T * H * Dqk)), val(static_cast<size_t>(T * H * Dv));
+  ScratchVector<float> key(static_cast<size_t>(T * H * Dqk)), val(static_cast<size_t>(T * H * Dv));
   for (int64_t t = 0; t < T; ++t)
     for (int64_t hd = 0; hd < H; ++hd) {
       const float* src = kvb.data() + (t * H + hd) * (Dn + Dv);
@@ -123,7 +123,7 @@ void DeepSeekV3::AttentionNaive(int64_t l, const float* x, int64_t T, const int3
       std::copy_n(kpe.data() + t * Dr, Dr, kd + Dn);
       std::copy_n(src + Dn, Dv, val.data() + (t * H + hd) * Dv);
     }
-  std::vector<float> o(static_cast<size_t>(T * H * Dv));
+  ScratchVector<float> o(static_cast<size_t>(T * H * Dv));
   k::AttentionMask mask{pos, pos, nullptr, nullptr};
   k::AttentionNaive(q.data(), key.data(), val.data(), T, T, H, Dqk, Dv, softmax_scale_, mask, o.data());
   Product(o.data(), T, lw.attn.o_proj, h, /*accumulate=*/true);
@@ -136,10 +136,10 @@ void DeepSeekV3::AttentionAbsorbed(int64_t l, const float* x, int64_t T, const i
   const LayerWeights& lw = weights_->layers[l];
   const int64_t H = c.num_attention_heads, R = c.kv_lora_rank, Dr = c.qk_rope_head_dim;
   const int64_t Dn = c.qk_nope_head_dim, Dv = c.v_head_dim, Dqk = c.qk_head_dim();
-  std::vector<float> q(static_cast<size_t>(T * H * Dqk));
+  ScratchVector<float> q(static_cast<size_t>(T * H * Dqk));
   Query(lw, x, T, pos, q.data());
   // New latents and rope keys go straight to the end of each sequence's cache.
-  std::vector<float> lat(static_cast<size_t>(T * R)), kpe(static_cast<size_t>(T * Dr));
+  ScratchVector<float> lat(static_cast<size_t>(T * R)), kpe(static_cast<size_t>(T * Dr));
   LatentKv(lw, x, T, pos, lat.data(), kpe.data());
   for (const Segment& sg : segs) {
     const int64_t start = sg.cache->length();
@@ -147,11 +147,11 @@ void DeepSeekV3::AttentionAbsorbed(int64_t l, const float* x, int64_t T, const i
     std::copy_n(kpe.data() + sg.row0 * Dr, sg.n * Dr, sg.cache->kpe(l) + start * Dr);
   }
   // q_lat (T, H, R) = W_UKᵀ q_nope; q_pe (T, H, Dr) gathered contiguous.
-  std::vector<float> q_lat(static_cast<size_t>(T * H * R)), q_pe(static_cast<size_t>(T * H * Dr));
+  ScratchVector<float> q_lat(static_cast<size_t>(T * H * R)), q_pe(static_cast<size_t>(T * H * Dr));
   k::MlaAbsorbQuery(q.data(), H * Dqk, Dqk, lw.attn.kv_b_proj, T, H, Dn, Dv, q_lat.data());
   Streamed(lw.attn.kv_b_proj.nbytes() / static_cast<size_t>(Dn + Dv) * static_cast<size_t>(Dn));  // W_UK rows
   for (int64_t i = 0; i < T * H; ++i) std::copy_n(q.data() + i * Dqk + Dn, Dr, q_pe.data() + i * Dr);
-  std::vector<float> o_lat(static_cast<size_t>(T * H * R));
+  ScratchVector<float> o_lat(static_cast<size_t>(T * H * R));
   // Sequences of a batched decode step in parallel, one thread each (a single sequence, e.g. a
   // prefill, runs its products multithreaded instead).
   const int64_t n_segs = static_cast<int64_t>(segs.size());
@@ -169,7 +169,7 @@ void DeepSeekV3::AttentionAbsorbed(int64_t l, const float* x, int64_t T, const i
         Streamed(static_cast<uint64_t>(S * (R + Dr)) * sizeof(float));  // the sequence's latents and rope keys
       },
       Schedule::kDynamic);
-  std::vector<float> o(static_cast<size_t>(T * H * Dv));
+  ScratchVector<float> o(static_cast<size_t>(T * H * Dv));
   k::MlaAbsorbOutput(o_lat.data(), lw.attn.kv_b_proj, T, H, Dn, Dv, o.data());
   Streamed(lw.attn.kv_b_proj.nbytes() / static_cast<size_t>(Dn + Dv) * static_cast<size_t>(Dv));  // W_UV rows
   Product(o.data(), T, lw.attn.o_proj, h, /*accumulate=*/true);
@@ -177,7 +177,7 @@ void DeepSeekV3::AttentionAbsorbed(int64_t l, const float* x, int64_t T, const i
 
 void DeepSeekV3::Mlp(const MlpWeights& w, const float* x, int64_t T, float* out, bool accumulate) const {
   const int64_t F = w.gate_proj.rows();
-  std::vector<float> g(static_cast<size_t>(T * F)), u(static_cast<size_t>(T * F));
+  ScratchVector<float> g(static_cast<size_t>(T * F)), u(static_cast<size_t>(T * F));
   Product(x, T, w.gate_proj, g.data());
   Product(x, T, w.up_proj, u.data());
   k::SwiGLU(g.data(), u.data(), g.data(), T * F);
@@ -192,7 +192,7 @@ struct ExpertTask {
   const float* x;
   int64_t n;
   float* y;
-  std::vector<float> g, u;
+  ScratchVector<float> g, u;
 };
 
 // The tasks' gate/up products go out as one MatMulMany batch, then their down products as
@@ -228,8 +228,8 @@ uint64_t RunExperts(std::vector<ExpertTask>& tasks, int64_t piece) {
 }
 
 // Rows of x (C wide) for the given slots (token·K + k), gathered in slot order.
-std::vector<float> GatherSlots(const float* x, int64_t C, int64_t K, const std::vector<int64_t>& slots) {
-  std::vector<float> out(slots.size() * static_cast<size_t>(C));
+ScratchVector<float> GatherSlots(const float* x, int64_t C, int64_t K, const std::vector<int64_t>& slots) {
+  ScratchVector<float> out(slots.size() * static_cast<size_t>(C));
   for (size_t j = 0; j < slots.size(); ++j) std::copy_n(x + (slots[j] / K) * C, C, out.data() + j * C);
   return out;
 }
@@ -246,21 +246,21 @@ ExpertExchange::ExpertExchange(int threads, int64_t experts)
 void DeepSeekV3::Moe(const MoeWeights& w, const float* x, int64_t T, float* h, ExpertExchange* ex) const {
   const ModelConfig& c = config_;
   const int64_t C = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok;
-  std::vector<float> logits(static_cast<size_t>(T * E));
+  ScratchVector<float> logits(static_cast<size_t>(T * E));
   Product(x, T, w.gate, logits.data());
   std::vector<int32_t> idx(static_cast<size_t>(T * K));
-  std::vector<float> wt(static_cast<size_t>(T * K));
+  ScratchVector<float> wt(static_cast<size_t>(T * K));
   k::RouterParams rp{E, K, c.n_group, c.topk_group, c.norm_topk_prob, static_cast<float>(c.routed_scaling_factor)};
   k::RouteV3(logits.data(), w.e_score_correction_bias, T, rp, idx.data(), wt.data());
   std::vector<std::vector<int64_t>> slots(static_cast<size_t>(E));  // this batch's slots of each expert
   for (int64_t i = 0; i < T * K; ++i) slots[idx[i]].push_back(i);
 
   std::vector<ExpertTask> tasks;
-  std::vector<std::vector<float>> inputs;  // gathered rows of the routed tasks
-  std::vector<float> shared_y;
+  std::vector<ScratchVector<float>> inputs;  // gathered rows of the routed tasks
+  ScratchVector<float> shared_y;
   // outs[e]: expert e's output rows for this batch's slots, in slot order.
   std::vector<const float*> outs(static_cast<size_t>(E), nullptr);
-  std::vector<std::vector<float>> local_y(ex ? 0 : static_cast<size_t>(E));
+  std::vector<ScratchVector<float>> local_y(ex ? 0 : static_cast<size_t>(E));
   int p = 0, P = 1;
   std::vector<int64_t> count;  // count[q·E + e]: thread q's slots of expert e
   if (ex) {
@@ -290,14 +290,14 @@ void DeepSeekV3::Moe(const MoeWeights& w, const float* x, int64_t T, float* h, E
       load[q] += total[e] + kExpertCost;
       if (q != p) continue;
       // Every thread's rows for e, in (thread, slot) order.
-      std::vector<float>& in = inputs.emplace_back(static_cast<size_t>(total[e] * C));
+      ScratchVector<float>& in = inputs.emplace_back(static_cast<size_t>(total[e] * C));
       int64_t r = 0;
       for (int q2 = 0; q2 < P; ++q2) {
         const ExpertExchange::Tokens& tq = ex->tokens_[q2];
         for (int64_t i = 0; i < tq.T * K; ++i)
           if (tq.idx[i] == e) std::copy_n(tq.x + (i / K) * C, C, in.data() + (r++) * C);
       }
-      std::vector<float>& y = ex->outputs_[e];
+      ScratchVector<float>& y = ex->outputs_[e];
       y.resize(static_cast<size_t>(total[e] * C));
       tasks.push_back({&w.experts[e], in.data(), total[e], y.data(), {}, {}});
     }
@@ -347,7 +347,7 @@ void DeepSeekV3::Run(const int32_t* ids, int64_t T, const int32_t* pos, bool abs
   const ModelConfig& c = config_;
   const int64_t C = c.hidden_size;
   const float eps = static_cast<float>(c.rms_norm_eps);
-  std::vector<float> h(static_cast<size_t>(T * C)), x(static_cast<size_t>(T * C));
+  ScratchVector<float> h(static_cast<size_t>(T * C)), x(static_cast<size_t>(T * C));
   k::Embedding(weights_->embed_tokens, ids, T, h.data());
   Streamed(weights_->embed_tokens.nbytes() / static_cast<size_t>(weights_->embed_tokens.rows()) * static_cast<size_t>(T));
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {

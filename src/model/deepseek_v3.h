@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/memory.h"
 #include "core/status.h"
 #include "io/safetensors.h"
 #include "model/config.h"
@@ -43,7 +44,7 @@ class ExpertExchange {
     const int32_t* idx = nullptr;  // (T, K) selected experts
   };
   std::vector<Tokens> tokens_;               // per thread
-  std::vector<std::vector<float>> outputs_;  // per routed expert: its rows, in (thread, slot) order
+  std::vector<ScratchVector<float>> outputs_;  // per routed expert: its rows, in (thread, slot) order
   std::vector<int> failed_;                  // per thread: its DecodeBatch input was invalid
 };
 

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/memory.h"
 #include "core/threads.h"
 #include "kernels/activation.h"
 #include "kernels/attention.h"
@@ -22,29 +23,11 @@ namespace r1 {
 namespace {
 
 namespace k = kernels;
-// Activation buffers: an allocator whose value-less construction leaves the floats as they are, so
-// Uninit(n) skips the zero fill that Zeros(n) does. Uninit is for buffers every element of which is
-// written before it is read (a product with accumulate = false, a norm, an activation): the zero
-// fill of the step's biggest buffers (logits, N x vocab, twice with MTP) cost ~3 % of a step.
-template <class T>
-struct NoInitAllocator : std::allocator<T> {
-  template <class U>
-  struct rebind {
-    using other = NoInitAllocator<U>;
-  };
-  NoInitAllocator() = default;
-  template <class U>
-  NoInitAllocator(const NoInitAllocator<U>&) noexcept {}
-  template <class U, class... Args>
-  void construct(U* p, Args&&... args) {
-    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
-  }
-  template <class U>
-  void construct(U* p) noexcept {
-    ::new (static_cast<void*>(p)) U;
-  }
-};
-using Vec = std::vector<float, NoInitAllocator<float>>;
+// Activation buffers (core/memory.h): Uninit(n) skips the zero fill that Zeros(n) does. Uninit is for
+// buffers every element of which is written before it is read (a product with accumulate = false, a
+// norm, an activation): the zero fill of the step's biggest buffers (logits, N x vocab, twice with
+// MTP) cost ~3 % of a step.
+using Vec = ScratchVector<float>;
 
 Vec Zeros(int64_t n) { return Vec(static_cast<size_t>(n), 0.0f); }
 Vec Uninit(int64_t n) { return Vec(static_cast<size_t>(n)); }

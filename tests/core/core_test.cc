@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <cstdint>
@@ -6,10 +7,9 @@
 #include <cstring>
 #include <vector>
 
-#include <omp.h>
-
 #include "core/dtype.h"
 #include "core/file.h"
+#include "core/memory.h"
 #include "core/rng.h"
 #include "core/status.h"
 #include "core/tensor.h"
@@ -121,6 +121,23 @@ TEST(File, LoadIntoMemoryAcrossHugePages) {
 
 // ParallelFor visits every index once; it opens a region only when asked to and when one could
 // use more than one thread — never inside a region, where it runs on the calling thread.
+TEST(Memory, ScratchVectorStartsOnACacheLine) {
+  // The GEMV kernels read an f32 input in place only when it starts on a 64-byte line.
+  for (size_t n : {1, 3, 16, 17, 1000, 100000}) {
+    ScratchVector<float> v(n);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(v.data()) % 64, 0u) << n;
+    v.resize(3 * n + 5);  // regrowth keeps the alignment
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(v.data()) % 64, 0u) << n;
+    std::vector<ScratchVector<float>> many(5, ScratchVector<float>(n));
+    for (const ScratchVector<float>& m : many) EXPECT_EQ(reinterpret_cast<uintptr_t>(m.data()) % 64, 0u) << n;
+  }
+  // An explicit value still fills.
+  ScratchVector<float> z(1000, 0.0f);
+  for (float x : z) ASSERT_EQ(x, 0.0f);
+  ScratchVector<int32_t> k(7, 5);
+  for (int32_t x : k) ASSERT_EQ(x, 5);
+}
+
 TEST(Threads, ParallelForOpensRegionsOnlyWhereTheyHelp) {
   const int saved = omp_get_max_threads();
   omp_set_num_threads(2);
