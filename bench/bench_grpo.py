@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""GRPO step speed: `r1 grpo` against the PyTorch reference doing the same step (tools/ref/grpo_ref.py, float32)
-on the same small MoE model, prompts, machine and thread count.
+"""GRPO step speed: `r1 grpo` against the PyTorch reference doing the same step (tools/ref/grpo_ref.py) on the
+same small MoE model, prompts, precision, machine and thread count.
 
-  /usr/bin/python3 bench/bench_grpo.py [--threads 2] [--steps 3] [--rounds 2] [--json]
+  /usr/bin/python3 bench/bench_grpo.py [--threads 2] [--steps 3] [--rounds 2] [--precision f32|bf16] [--json]
 
 One step = rollout (P prompts x G completions at temperature 1, latent-cache batched decode, log pi_old per token,
 rewards) + update (group-normalized advantages, clipped-ratio token-mean loss with beta = 0 and mu = 1 plus the
@@ -18,6 +18,11 @@ Equal work: r1 stops a completion at EOS, which the untrained model samples abou
 completions average a little under the cap; the PyTorch run of each round then generates exactly that round's mean
 r1 completion length for every sequence. The ratio compares seconds per completion token (the token counts are
 printed), so a residual length difference does not count for either side.
+
+Precision: f32 by default. `--precision bf16` runs `r1 grpo --precision bf16` (the matrix products of rollout and
+update with operands rounded to bf16 and f32 accumulation; weights, AdamW, norms, softmax, losses in f32) against
+`grpo_ref.py --precision bf16` (the rollout's and the update's forwards under PyTorch's CPU autocast to bf16; its
+docstring says which ops that covers).
 
 Runs alternate r1, PyTorch, r1, PyTorch, ... (`--rounds`); each run's first step is a warm-up, and figures are
 medians over the remaining steps of all rounds. r1 runs with OMP_WAIT_POLICY unset (it sets its own spin policy);
@@ -105,10 +110,11 @@ def run_r1(model, a, work, rnd):
     """-> measured steps: [{"rollout", "update", "tokens"}] (the first step is dropped as a warm-up)."""
     metrics = os.path.join(work, f"r1-{rnd}.jsonl")
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    precision = ["--precision", "bf16"] if a.precision == "bf16" else []  # f32 is the default
     r1("grpo", "--init", model, "--task", TASK, "--task-args", TASK_ARGS, "--out", os.path.join(work, "r1out"),
        "--steps", str(a.steps), "--prompts-per-step", str(a.prompts_per_step), "--group", str(a.group),
        "--max-new-tokens", str(a.max_new_tokens), "--temperature", "1.0", "--lr", "1e-4", "--threads",
-       str(a.threads), "--metrics", metrics, env=env)
+       str(a.threads), "--metrics", metrics, *precision, env=env)
     with open(metrics) as f:
         rows = [json.loads(line) for line in f]
     n = a.prompts_per_step * a.group
@@ -124,8 +130,8 @@ def run_torch(model, prompts, a, length, env):
         env["OMP_WAIT_POLICY"] = a.torch_omp_wait_policy
     out = subprocess.run([TORCH_PYTHON, GRPO_REF, model, prompts, "--threads", str(a.threads), "--steps",
                           str(a.steps), "--prompts-per-step", str(a.prompts_per_step), "--group", str(a.group),
-                          "--length", str(length), "--lr", "1e-4"], check=True, stdout=subprocess.PIPE, env=env,
-                         text=True).stdout
+                          "--length", str(length), "--lr", "1e-4", "--precision", a.precision], check=True,
+                         stdout=subprocess.PIPE, env=env, text=True).stdout
     rows = [json.loads(line) for line in out.splitlines()]
     return [{"rollout": r["rollout_seconds"], "update": r["update_seconds"], "tokens": r["completion_tokens"]}
             for r in rows[1:]]
@@ -150,6 +156,7 @@ def main():
     ap.add_argument("--prompts-per-step", type=int, default=8)
     ap.add_argument("--group", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--precision", choices=["f32", "bf16"], default="f32")
     ap.add_argument("--torch-omp-wait-policy", default="PASSIVE", choices=["PASSIVE", "ACTIVE", "unset"])
     ap.add_argument("--torch-blas-core", choices=["r1", "library"], default="r1")
     ap.add_argument("--json", action="store_true")
@@ -173,7 +180,7 @@ def main():
     r, t = summarize(r1_steps), summarize(torch_steps)
     # ratios of seconds per completion token (PyTorch / r1): > 1 means r1 is faster
     ratio = {part: r[f"{part}_tokens_per_s"] / t[f"{part}_tokens_per_s"] for part in ("rollout", "update", "step")}
-    res = {"threads": a.threads, "prompts_per_step": a.prompts_per_step, "group": a.group,
+    res = {"precision": a.precision, "threads": a.threads, "prompts_per_step": a.prompts_per_step, "group": a.group,
            "max_new_tokens": a.max_new_tokens, "steps_per_run": a.steps, "rounds": a.rounds,
            "torch_omp_wait_policy": a.torch_omp_wait_policy, "torch_blas_core": torch_core,
            "load_average_1min": load,
@@ -182,9 +189,9 @@ def main():
         print(json.dumps(res, indent=1))
         return
     print(f"GRPO step, small MoE (hidden 256, 4 layers, 16 experts top-4 + 1 shared), P {a.prompts_per_step} x "
-          f"G {a.group}, <= {a.max_new_tokens} new tokens, {a.threads} threads; medians of {len(r1_steps)} r1 / "
-          f"{len(torch_steps)} PyTorch steps over {a.rounds} alternating rounds; PyTorch's OpenBLAS core: "
-          f"{torch_core}")
+          f"G {a.group}, <= {a.max_new_tokens} new tokens, {a.precision}, {a.threads} threads; medians of "
+          f"{len(r1_steps)} r1 / {len(torch_steps)} PyTorch steps over {a.rounds} alternating rounds; PyTorch's "
+          f"OpenBLAS core: {torch_core}")
     print(f"{'':9}{'rollout s':>10}{'update s':>10}{'step s':>9}{'tokens':>8}{'rollout tok/s':>15}"
           f"{'update tok/s':>14}{'step tok/s':>12}")
     for name, s in (("r1", r), ("PyTorch", t)):

@@ -19,9 +19,11 @@ using json = nlohmann::json;
 struct GrpoArgs {
   rl::GrpoOptions o;
   std::string loss = "token-mean";
+  std::string precision = "f32";
 };
 
 Status RunGrpoCmd(GrpoArgs& a, const CommonOptions& common) {
+  a.o.precision = a.precision == "bf16" ? kernels::GemmPrecision::kBf16 : kernels::GemmPrecision::kF32;
   if (a.loss == "token-mean") a.o.loss = rl::GrpoLoss::kTokenMean;
   else if (a.loss == "seq-mean-token-mean") a.o.loss = rl::GrpoLoss::kSeqMeanTokenMean;
   else if (a.loss == "dr-grpo") {
@@ -113,6 +115,9 @@ void RegisterRlCommands(CLI::App& app) {
     cmd->add_option("--bias-update-speed", o.bias_update_speed, "MoE balancing γ (default 0.001)");
     cmd->add_option("--balance-alpha", o.balance_alpha, "Sequence-wise balance loss α (default 0.0001)");
     cmd->add_option("--micro-batch", o.micro_batch, "Completions per forward/backward (default 16)");
+    cmd->add_option("--precision", a.precision,
+                    "Products of the update: f32 (default) or bf16 (bf16 operands, f32 sums; the rollout stays f32)")
+        ->check(CLI::IsMember({"f32", "bf16"}));
   }
   {
     static CommonOptions common;

@@ -11,6 +11,7 @@ namespace {
 struct TrainArgs {
   train::TrainOptions o;
   std::string schedule = "constant";
+  std::string precision = "f32";
 };
 
 void AddTrainFlags(CLI::App* cmd, TrainArgs* a, bool sft) {
@@ -40,12 +41,17 @@ void AddTrainFlags(CLI::App* cmd, TrainArgs* a, bool sft) {
   cmd->add_flag("--no-shuffle", [&o](int64_t) { o.shuffle = false; }, "Take the windows in order");
   cmd->add_option("--save-every", o.save_every, "Checkpoint every N steps (default: only at the end)");
   cmd->add_option("--metrics", o.metrics, "Append one JSON object per step to this file");
+  cmd->add_option("--precision", a->precision,
+                  "Products of forward and backward: f32 (default) or bf16 (bf16 operands, f32 sums; f32 master "
+                  "weights and moments)")
+      ->check(CLI::IsMember({"f32", "bf16"}));
   if (!sft) cmd->add_option("--init-std", o.init_std, "Std of the random initialization (default 0.02)");
 }
 
 Status RunTrain(TrainArgs& a, const CommonOptions& common, bool sft) {
   a.o.stage = sft ? "sft" : "pretrain";
   a.o.schedule = a.schedule == "cosine" ? train::LrSchedule::kCosine : train::LrSchedule::kConstant;
+  a.o.precision = a.precision == "bf16" ? kernels::GemmPrecision::kBf16 : kernels::GemmPrecision::kF32;
   if (sft && a.o.init_dir.empty() && a.o.resume_dir.empty()) return UsageError("sft needs --init CKPT_DIR (or --resume)");
   R1_ASSIGN_OR_RETURN(train::TrainSummary s, train::Train(a.o));
   if (common.json)

@@ -4,9 +4,12 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 
 namespace r1::kernels {
 namespace {
+
+std::atomic<GemmPrecision> g_precision{GemmPrecision::kF32};
 
 void Blas(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t lda,
           const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
@@ -26,9 +29,20 @@ constexpr double kSmallKernelMnk = 1e6;
 
 }  // namespace
 
+GemmPrecision CurrentGemmPrecision() { return g_precision.load(std::memory_order_relaxed); }
+
+ScopedGemmPrecision::ScopedGemmPrecision(GemmPrecision p) : previous_(g_precision.exchange(p)) {}
+ScopedGemmPrecision::~ScopedGemmPrecision() { g_precision.store(previous_); }
+
 void Sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t lda,
            const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  Sgemm(CurrentGemmPrecision(), trans_a, trans_b, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void Sgemm(GemmPrecision precision, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+           const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
+  auto serial = precision == GemmPrecision::kBf16 ? &SgemmBf16Serial : &Blas;
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   const bool by_rows = N <= M;  // split the larger dimension: the other operand is packed per band
   const int64_t extent = by_rows ? M : N;
@@ -41,7 +55,7 @@ void Sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
   int64_t bands = std::min<int64_t>(threads, extent / kAlign);
   while (bands > 1 && smallest(bands) <= kSmallKernelMnk) --bands;
   if (bands <= 1 || K <= 0) {
-    Blas(trans_a, trans_b, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc);
+    serial(trans_a, trans_b, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
   const int64_t step = step_for(bands);
@@ -51,10 +65,10 @@ void Sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
     if (lo >= hi) continue;
     if (by_rows) {  // C[lo:hi, :] = op(A)[lo:hi, :] · op(B)
       const float* ai = trans_a ? a + lo : a + lo * lda;
-      Blas(trans_a, trans_b, hi - lo, N, K, alpha, ai, lda, b, ldb, beta, c + lo * ldc, ldc);
+      serial(trans_a, trans_b, hi - lo, N, K, alpha, ai, lda, b, ldb, beta, c + lo * ldc, ldc);
     } else {  // C[:, lo:hi] = op(A) · op(B)[:, lo:hi]
       const float* bi = trans_b ? b + lo * ldb : b + lo;
-      Blas(trans_a, trans_b, M, hi - lo, K, alpha, a, lda, bi, ldb, beta, c + lo, ldc);
+      serial(trans_a, trans_b, M, hi - lo, K, alpha, a, lda, bi, ldb, beta, c + lo, ldc);
     }
   }
 }

@@ -16,7 +16,35 @@
 
 namespace r1::kernels {
 
+// The precision of Sgemm's products in this process: f32, or bf16 — each operand rounded to bf16
+// (nearest, ties to even) and the products summed in f32, the mixed precision of training with
+// `--precision bf16` (AVX512_BF16's vdpbf16ps where the CPU has it: twice the f32 FMA rate on
+// Zen 4). Set for a scope with ScopedGemmPrecision; inference (GEMV) and attention's own products
+// are not affected.
+enum class GemmPrecision { kF32, kBf16 };
+GemmPrecision CurrentGemmPrecision();
+class ScopedGemmPrecision {
+ public:
+  explicit ScopedGemmPrecision(GemmPrecision p);
+  ~ScopedGemmPrecision();
+  ScopedGemmPrecision(const ScopedGemmPrecision&) = delete;
+  ScopedGemmPrecision& operator=(const ScopedGemmPrecision&) = delete;
+
+ private:
+  GemmPrecision previous_;
+};
+
 void Sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t lda,
            const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+// The same in a given precision rather than the current one.
+void Sgemm(GemmPrecision precision, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+           const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+
+// Sgemm's bf16 product on the calling thread alone (Sgemm in bf16 precision splits C into bands
+// of these). Every element is the same k-ordered sum whatever the shape of the call around it.
+void SgemmBf16Serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* a,
+                     int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+// Whether this build multiplies bf16 pairs with vdpbf16ps (otherwise with two f32 FMAs, slower).
+bool Bf16DotInHardware();
 
 }  // namespace r1::kernels

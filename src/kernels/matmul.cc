@@ -630,13 +630,18 @@ void Gemv(const float* x, const TensorView& w, float* out, bool accumulate) {
 }
 
 void MatMul(const float* x, int64_t T, const TensorView& w, float* out, bool accumulate) {
+  MatMul(x, T, w, out, accumulate, CurrentGemmPrecision());
+}
+
+void MatMul(const float* x, int64_t T, const TensorView& w, float* out, bool accumulate, GemmPrecision precision) {
   const int64_t N = w.rows(), K = w.cols();
-  if (T <= kMaxBatchGemv) {
+  // Few rows go to the GEMV, in f32; with bf16 products every product is Sgemm's.
+  if (T <= kMaxBatchGemv && precision == GemmPrecision::kF32) {
     if (T > 0) BatchedGemv(x, T, w, out, accumulate);
     return;
   }
   if (w.dtype == DType::kF32) {
-    Sgemm(false, true, T, N, K, 1.0f, x, K, w.f32(), K, accumulate ? 1.0f : 0.0f, out, N);
+    Sgemm(precision, false, true, T, N, K, 1.0f, x, K, w.f32(), K, accumulate ? 1.0f : 0.0f, out, N);
     return;
   }
   // Dequantize a panel of rows of w at a time and multiply it in.
@@ -646,7 +651,7 @@ void MatMul(const float* x, int64_t T, const TensorView& w, float* out, bool acc
     const int64_t rows = std::min(panel, N - n0);
 #pragma omp parallel for schedule(static) if (rows * K >= (1 << 16))
     for (int64_t r = 0; r < rows; ++r) w.RowToF32(n0 + r, wf.data() + r * K);
-    Sgemm(false, true, T, rows, K, 1.0f, x, K, wf.data(), K, accumulate ? 1.0f : 0.0f, out + n0, N);
+    Sgemm(precision, false, true, T, rows, K, 1.0f, x, K, wf.data(), K, accumulate ? 1.0f : 0.0f, out + n0, N);
   }
 }
 

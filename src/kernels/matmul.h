@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "kernels/gemm.h"
 
 namespace r1::kernels {
 
@@ -22,6 +23,8 @@ namespace r1::kernels {
 inline constexpr int64_t kMaxBatchGemv = 32;
 
 void MatMul(const float* x, int64_t T, const TensorView& w, float* out, bool accumulate = false);
+// The same in a given precision (f32 weights; with kBf16 every T goes to Sgemm).
+void MatMul(const float* x, int64_t T, const TensorView& w, float* out, bool accumulate, GemmPrecision precision);
 
 // The GEMV alone: out[n] (=|+=) Σ_k x[k]·w[n,k], n in [0, N). OpenMP over output rows.
 void Gemv(const float* x, const TensorView& w, float* out, bool accumulate = false);
@@ -57,5 +60,7 @@ void MatMulMany(const std::vector<MatMulJob>& jobs);
 // Either output may be null.
 void MatMulBackward(const float* x, int64_t T, const TensorView& w, const float* dy, float* dx, float* dw,
                     bool accumulate_dx = true);
+void MatMulBackward(const float* x, int64_t T, const TensorView& w, const float* dy, float* dx, float* dw,
+                    bool accumulate_dx, GemmPrecision precision);
 
 }  // namespace r1::kernels

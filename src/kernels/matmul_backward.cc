@@ -6,11 +6,16 @@ namespace r1::kernels {
 
 void MatMulBackward(const float* x, int64_t T, const TensorView& w, const float* dy, float* dx, float* dw,
                     bool accumulate_dx) {
+  MatMulBackward(x, T, w, dy, dx, dw, accumulate_dx, CurrentGemmPrecision());
+}
+
+void MatMulBackward(const float* x, int64_t T, const TensorView& w, const float* dy, float* dx, float* dw,
+                    bool accumulate_dx, GemmPrecision precision) {
   const int64_t N = w.rows(), K = w.cols();
   if (dx)  // dx (T, K) (+)= dy (T, N) · w (N, K)
-    Sgemm(false, false, T, K, N, 1.0f, dy, N, w.f32(), K, accumulate_dx ? 1.0f : 0.0f, dx, K);
+    Sgemm(precision, false, false, T, K, N, 1.0f, dy, N, w.f32(), K, accumulate_dx ? 1.0f : 0.0f, dx, K);
   if (dw)  // dw (N, K) += dy (T, N)ᵀ · x (T, K)
-    Sgemm(true, false, N, K, T, 1.0f, dy, N, x, K, 1.0f, dw, K);
+    Sgemm(precision, true, false, N, K, T, 1.0f, dy, N, x, K, 1.0f, dw, K);
 }
 
 }  // namespace r1::kernels

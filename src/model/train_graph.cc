@@ -393,7 +393,9 @@ double MoeForward(const Ctx& cx, const MoeWeights& w, const float* x, float* h, 
   const ModelConfig& c = cx.c;
   const int64_t N = cx.N, C = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok;
   Vec logits = Zeros(N * E);
-  k::MatMul(x, N, w.gate, logits.data());
+  // The router's product stays f32 with bf16 products elsewhere: bf16 rounding of its logits
+  // would flip top-k choices (DeepSeek-V3 keeps its gating in high precision too).
+  k::MatMul(x, N, w.gate, logits.data(), /*accumulate=*/false, k::GemmPrecision::kF32);
   s.scores = Zeros(N * E);
   s.idx.assign(static_cast<size_t>(N * K), 0);
   s.wts = Zeros(N * K);
@@ -501,7 +503,7 @@ void MoeBackward(const Ctx& cx, const MoeWeights& w, const MoeWeights& gw, const
   Vec dscores = s.dscores, dlogits = Zeros(N * E);
   k::RouteV3Backward(s.scores.data(), s.idx.data(), dweights.data(), N, rp, dscores.data());
   k::SigmoidBackward(s.scores.data(), dscores.data(), N * E, dlogits.data());
-  k::MatMulBackward(x, N, w.gate, dlogits.data(), dx, G(gw.gate));
+  k::MatMulBackward(x, N, w.gate, dlogits.data(), dx, G(gw.gate), /*accumulate_dx=*/true, k::GemmPrecision::kF32);
 }
 
 // ---- Transformer block ---------------------------------------------------------------------------

@@ -147,6 +147,7 @@ Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(co
   train::TrainerState state;
   state.stage = "grpo";
   state.seed = opts.seed;
+  state.precision = opts.precision == kernels::GemmPrecision::kBf16 ? "bf16" : "f32";
   std::unique_ptr<FILE, int (*)(FILE*)> metrics(nullptr, &std::fclose);
   if (!opts.metrics.empty()) {
     metrics.reset(std::fopen(opts.metrics.c_str(), "a"));
@@ -213,6 +214,7 @@ Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(co
     const double t_roll = t_rollout.Seconds();
     // ---- reference log-probs (frozen policy), one forward per micro-batch
     Timer t_update;
+    const kernels::ScopedGemmPrecision precision(opts.precision);
     std::vector<Sample*> all;
     for (Sample& s : samples) all.push_back(&s);
     int64_t completion_tokens = 0, max_len = 0;

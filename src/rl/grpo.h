@@ -15,6 +15,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "kernels/gemm.h"
 
 namespace r1::rl {
 
@@ -45,6 +46,8 @@ struct GrpoOptions {
   double bias_update_speed = 0.001, balance_alpha = 0.0001;
   int64_t micro_batch = 16;           // completions per forward/backward
   int64_t max_batch = 64;             // sequences per rollout decode step
+  // The update's products (as train::TrainOptions::precision); the rollout decodes in f32.
+  kernels::GemmPrecision precision = kernels::GemmPrecision::kF32;
   bool quiet = false;
 };
 

@@ -96,6 +96,7 @@ Status SaveCheckpoint(const std::string& dir, const ParameterStore& store, AdamW
             {"cursor", state.cursor},
             {"tokens", state.tokens},
             {"seed", state.seed},
+            {"precision", state.precision},
             {"rng", {state.rng.s[0], state.rng.s[1], state.rng.s[2], state.rng.s[3]}},
             {"rng_spare", state.rng.spare},
             {"rng_has_spare", state.rng.has_spare},
@@ -126,6 +127,7 @@ Status LoadTrainingState(const std::string& dir, const ParameterStore& store, Ad
     state->cursor = j.at("cursor").get<int64_t>();
     state->tokens = j.at("tokens").get<int64_t>();
     state->seed = j.at("seed").get<uint64_t>();
+    state->precision = j.value("precision", std::string("f32"));  // absent before bf16 training
     for (int i = 0; i < 4; ++i) state->rng.s[i] = j.at("rng").at(i).get<uint64_t>();
     state->rng.spare = j.at("rng_spare").get<double>();
     state->rng.has_spare = j.at("rng_has_spare").get<bool>();

@@ -22,6 +22,7 @@ struct TrainerState {
   uint64_t seed = 0;
   Rng::State rng{};
   std::string stage = "pretrain";
+  std::string precision = "f32";  // of the products: "f32" or "bf16" (--precision)
 };
 
 // Writes `dir` atomically. `tokenizer_dir` (may be empty) is where tokenizer.json and

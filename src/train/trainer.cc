@@ -86,12 +86,20 @@ Result<TrainSummary> Train(const TrainOptions& opts, const std::function<void(co
   TrainerState state;
   state.seed = opts.seed;
   state.stage = opts.stage;
+  const bool bf16 = opts.precision == kernels::GemmPrecision::kBf16;
+  state.precision = bf16 ? "bf16" : "f32";
   Rng rng(opts.seed);
   state.rng = rng.GetState();
   if (!opts.resume_dir.empty()) {
     R1_RETURN_IF_ERROR(LoadTrainingState(opts.resume_dir, store, &opt, &state));
     rng.SetState(state.rng);
     if (!opts.quiet) LogInfo("resuming %s at step %lld", opts.resume_dir.c_str(), static_cast<long long>(state.step));
+    if (state.precision != (bf16 ? "bf16" : "f32"))
+      LogInfo(
+          "note: %s was trained with --precision %s and continues with --precision %s; the losses will not be "
+          "those of an uninterrupted run",
+          opts.resume_dir.c_str(), state.precision.c_str(), bf16 ? "bf16" : "f32");
+    state.precision = bf16 ? "bf16" : "f32";
     if (state.step >= opts.steps) LogInfo("the checkpoint is already at step %lld of %lld", static_cast<long long>(state.step), static_cast<long long>(opts.steps));
   }
   std::unique_ptr<FILE, int (*)(FILE*)> metrics(nullptr, &std::fclose);
@@ -102,6 +110,10 @@ Result<TrainSummary> Train(const TrainOptions& opts, const std::function<void(co
 
   auto weights = store.Weights();
   auto grads = store.Grads();
+  const kernels::ScopedGemmPrecision precision(opts.precision);
+  if (bf16 && !opts.quiet)
+    LogInfo("products in bf16 with f32 sums (%s)",
+            kernels::Bf16DotInHardware() ? "AVX512_BF16" : "no AVX512_BF16 in this build: emulated, slower than f32");
   LossOptions loss_opts;
   loss_opts.mtp_weight = mtp_weight;
   loss_opts.balance_alpha = opts.balance_alpha;

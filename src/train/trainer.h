@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "kernels/gemm.h"
 #include "train/optimizer.h"
 
 namespace r1::train {
@@ -33,6 +34,9 @@ struct TrainOptions {
   double init_std = 0.02;    // random init of matrices (config_path)
   int max_nonfinite = 5;     // consecutive non-finite steps that stop the run
   bool quiet = false;        // no progress lines
+  // The products of forward and backward: f32, or bf16 operands with f32 sums (mixed precision;
+  // weights, moments, norms, softmax and losses stay f32).
+  kernels::GemmPrecision precision = kernels::GemmPrecision::kF32;
 };
 
 struct TrainSummary {

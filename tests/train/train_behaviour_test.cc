@@ -33,9 +33,13 @@ std::vector<json> Metrics(const std::string& path) {
   return rows;
 }
 
-TEST(TrainBehaviour, OverfitsASmallBatchToNearZeroLoss) {
+// f32 products, and bf16 products with f32 sums (--precision bf16).
+class Overfit : public ::testing::TestWithParam<kernels::GemmPrecision> {};
+
+TEST_P(Overfit, DrivesASmallBatchToNearZeroLoss) {
   const std::string dir = test_util::UniqueTempPath("r1_overfit");
   TrainOptions o;
+  o.precision = GetParam();
   o.config_path = WriteTinyConfig(dir);
   // 2 windows of 16 tokens of random ids: pure memorization.
   Rng rng(9);
@@ -60,6 +64,10 @@ TEST(TrainBehaviour, OverfitsASmallBatchToNearZeroLoss) {
   EXPECT_LT(m.back()["loss_main"].get<double>(), 0.05) << "the model did not memorize 30 tokens";
   std::filesystem::remove_all(dir);
 }
+
+INSTANTIATE_TEST_SUITE_P(TrainBehaviour, Overfit,
+                         ::testing::Values(kernels::GemmPrecision::kF32, kernels::GemmPrecision::kBf16),
+                         [](const auto& info) { return info.param == kernels::GemmPrecision::kF32 ? "f32" : "bf16"; });
 
 TEST(TrainBehaviour, BiasUpdatesBalanceTheExperts) {
   const std::string dir = test_util::UniqueTempPath("r1_balance");

@@ -2,17 +2,17 @@
 // components, every parameter's gradient (relative error ≤ 1e-4 per tensor), and five AdamW
 // steps with clipping and correction-bias updates (losses, pre-clip gradient norms, final biases).
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <sstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "core/file.h"
 #include "io/safetensors.h"
+#include "kernels/gemm.h"
 #include "model/parameters.h"
 #include "model/train_graph.h"
 #include "train/optimizer.h"
@@ -31,6 +31,23 @@ struct TrainFixture {
   std::unique_ptr<io::Checkpoint> ck;
   ModelConfig config;
 };
+
+// ‖got − ref‖ / ‖ref‖ (the absolute ‖got‖ when ref is all zero: an expert no token reached must
+// get a zero gradient).
+double RelativeL2(const std::vector<float>& got, const std::vector<float>& ref) {
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    diff += (static_cast<double>(got[i]) - ref[i]) * (static_cast<double>(got[i]) - ref[i]);
+    norm += static_cast<double>(ref[i]) * ref[i];
+  }
+  return norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
+}
+
+double L2(const std::vector<float>& v) {
+  double s = 0;
+  for (float x : v) s += static_cast<double>(x) * x;
+  return std::sqrt(s);
+}
 
 TrainFixture Load(const std::string& variant) {
   TrainFixture f;
@@ -84,14 +101,8 @@ TEST_P(TrainRefTest, LossesAndGradientsMatchAutograd) {
     ASSERT_NE(it, ref.value()->tensors().end()) << "reference lacks " << p.spec.name;
     const std::vector<float> rg = ToF32(it->second);
     ASSERT_EQ(rg.size(), p.grad.size()) << p.spec.name;
-    double diff = 0, norm = 0;
-    for (size_t i = 0; i < rg.size(); ++i) {
-      diff += (static_cast<double>(p.grad[i]) - rg[i]) * (static_cast<double>(p.grad[i]) - rg[i]);
-      norm += static_cast<double>(rg[i]) * rg[i];
-    }
-    // A tensor whose reference gradient is exactly zero (an expert no token reached) must be zero.
-    const double rel = norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
-    EXPECT_LE(rel, 1e-4) << p.spec.name << " (|g_ref| = " << std::sqrt(norm) << ")";
+    const double rel = RelativeL2(p.grad, rg);
+    EXPECT_LE(rel, 1e-4) << p.spec.name << " (|g_ref| = " << L2(rg) << ")";
     if (rel > worst) {
       worst = rel;
       worst_name = p.spec.name;
@@ -102,6 +113,72 @@ TEST_P(TrainRefTest, LossesAndGradientsMatchAutograd) {
               worst_name.c_str());
   EXPECT_EQ(compared, static_cast<int>(ref.value()->tensors().size()));
 }
+
+// With bf16 products (--precision bf16) against the reference's exact model of them
+// (train_ref.BF16_PRODUCTS: operands rounded to bf16, sums in float64, the router's product
+// unrounded): loss components and every gradient. r1's operands are f32 values like the
+// reference's, so the two round them alike — except an operand within f32 error of a bf16 tie,
+// which then differs by one bf16 step (2⁻⁸ relative) and moves the gradients downstream of it by
+// up to ~1e-3 (train-direct-q: such an operand in layer 0's attention backward moves 11 of its 45
+// tensors past 1e-5, five of them by 4–9e-4; the other fixtures' tensors are all within 3e-7).
+// Hence: every tensor within 2e-3, and three quarters of them within 1e-5. The two references differ by 1e-2 or more
+// somewhere, so products left in f32 fail.
+class TrainRefBf16Test : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(TrainRefBf16Test, LossesAndGradientsMatchTheRoundedReference) {
+  TrainFixture f = Load(GetParam());
+  auto store = ParameterStore::FromCheckpoint(f.config, *f.ck);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  LossReport rep;
+  {
+    kernels::ScopedGemmPrecision bf16(kernels::GemmPrecision::kBf16);
+    rep = TrainForwardBackward(f.config, *store->Weights(), store->Grads().get(), f.batch, f.opts);
+  }
+  const json& e = f.expected["bf16"];
+  ASSERT_TRUE(e.is_object()) << "fixture without bf16 data";
+  EXPECT_NEAR(rep.loss, e["loss"].get<double>(), 1e-5 * e["loss"].get<double>());
+  EXPECT_NEAR(rep.main, e["loss_main"].get<double>(), 1e-5 * e["loss_main"].get<double>());
+  EXPECT_NEAR(rep.mtp, e["loss_mtp"].get<double>(), 1e-5 * std::max(1e-3, e["loss_mtp"].get<double>()));
+  EXPECT_NEAR(rep.balance, e["loss_balance"].get<double>(), 1e-5 * std::max(1e-3, e["loss_balance"].get<double>()));
+  auto ref = io::SafetensorsFile::Open(f.dir + "/grads_bf16.safetensors");
+  auto ref32 = io::SafetensorsFile::Open(f.dir + "/grads.safetensors");
+  ASSERT_TRUE(ref.ok() && ref32.ok());
+  double worst = 0, gap = 0;
+  std::string worst_name;
+  int compared = 0, exact = 0;
+  for (const Parameter& p : store->params()) {
+    if (!p.trainable) continue;
+    auto it = ref.value()->tensors().find(p.spec.name);
+    ASSERT_NE(it, ref.value()->tensors().end()) << "reference lacks " << p.spec.name;
+    const std::vector<float> rg = ToF32(it->second);
+    ASSERT_EQ(rg.size(), p.grad.size()) << p.spec.name;
+    const double rel = RelativeL2(p.grad, rg);
+    EXPECT_LE(rel, 2e-3) << p.spec.name << " (|g_ref| = " << L2(rg) << ")";
+    exact += rel <= 1e-5;
+    if (rel > worst) {
+      worst = rel;
+      worst_name = p.spec.name;
+    }
+    ++compared;
+    if (L2(rg) > 0) gap = std::max(gap, RelativeL2(ToF32(ref32.value()->tensors().at(p.spec.name)), rg));
+  }
+  std::printf(
+      "[ %s ] bf16 products: %d gradient tensors, %d within 1e-5, worst relative error %.2e (%s); the f32 "
+      "reference is up to %.1e away\n",
+      GetParam(), compared, exact, worst, worst_name.c_str(), gap);
+  EXPECT_EQ(compared, static_cast<int>(ref.value()->tensors().size()));
+  EXPECT_GE(4 * exact, 3 * compared);
+  EXPECT_GT(gap, 1e-2) << "the fixture's bf16 and f32 references are too close to tell the precisions apart";
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, TrainRefBf16Test,
+                         ::testing::Values("train-qlora-mtp-bf16", "train-direct-q", "train-dense"),
+                         [](const auto& info) {
+                           std::string s = info.param;
+                           for (char& ch : s)
+                             if (ch == '-') ch = '_';
+                           return s;
+                         });
 
 TEST_P(TrainRefTest, FiveAdamWStepsMatchReference) {
   TrainFixture f = Load(GetParam());
@@ -166,12 +243,7 @@ TEST(PolicyGradient, MatchesCrossEntropyAndFiniteDifferences) {
   for (const Parameter& p : store->params()) {
     if (!p.trainable) continue;
     const std::vector<float> rg = ToF32(ref.value()->tensors().at(p.spec.name));
-    double diff = 0, norm = 0;
-    for (size_t i = 0; i < rg.size(); ++i) {
-      diff += (static_cast<double>(p.grad[i]) - rg[i]) * (static_cast<double>(p.grad[i]) - rg[i]);
-      norm += static_cast<double>(rg[i]) * rg[i];
-    }
-    EXPECT_LE(std::sqrt(diff / std::max(norm, 1e-30)), 1e-4) << p.spec.name;
+    EXPECT_LE(RelativeL2(p.grad, rg), 1e-4) << p.spec.name;
   }
   // Temperature 2 and a non-uniform objective: L = Σ c_n·logp_n with fixed c_n.
   pg.temperature = 2.0f;
@@ -249,7 +321,8 @@ TEST(TrainStream, TwentyStepsOnAnIdStreamMatchReference) {
   std::remove(o.metrics.c_str());
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, TrainRefTest, ::testing::Values("train-qlora-mtp", "train-direct-q", "train-dense"),
+INSTANTIATE_TEST_SUITE_P(Fixtures, TrainRefTest,
+                         ::testing::Values("train-qlora-mtp", "train-qlora-mtp-bf16", "train-direct-q", "train-dense"),
                          [](const auto& info) {
                            std::string s = info.param;
                            for (char& ch : s)

@@ -1,4 +1,5 @@
-"""PyTorch reference of one GRPO step as `r1 grpo` runs it (src/rl/grpo.cc), float32, for speed comparisons.
+"""PyTorch reference of one GRPO step as `r1 grpo` runs it (src/rl/grpo.cc), float32 or bf16 mixed precision, for
+speed comparisons.
 
 One step over P prompts:
   rollout  each prompt is prefilled once into an absorbed-MLA latent cache (§3.3), the cache is copied to its G
@@ -10,11 +11,19 @@ One step over P prompts:
            forward + backward in micro-batches of prompt + completion rows (tools/ref/train_ref.py's naive-MLA block),
            gradient-norm clip, one AdamW step, then the router correction-bias update from this step's expert loads.
 
+Precision: f32 by default. --precision bf16 (against `r1 grpo --precision bf16`) runs the forwards of rollout and
+update under torch.autocast("cpu", bfloat16): the matrix products, and through autograd their backward, in bf16
+with f32 accumulation; weights, gradients, AdamW and the losses stay f32. Autocast returns the products in bf16:
+the attention scores and the logits (log-probs, loss) are cast back to f32 here, in the update also the router
+logits and the MLA latents before their norms (train_ref.py); SwiGLU's silu * up, and in the rollout the router's
+sigmoid and the latent norms (deepseek_v3.py's moe_route and mla_project), run in bf16.
+
 Completion length: every completion is exactly `length` tokens (a sampled EOS does not end it), so that the amount
 of work is fixed; r1 stops a sequence at EOS, which an untrained model samples about once per V tokens.
 
 Usage (prints one JSON object per step):
   /usr/bin/python3 tools/ref/grpo_ref.py <model_dir> <prompts.json> --group 8 --length 64 [--threads 2] [--steps 3]
+      [--precision f32|bf16]
 prompts.json: [{"ids": [prompt token ids], "answer": "..."}, ...]; step s uses prompts[s*P : (s+1)*P].
 The model dir needs its tokenizer.json (to turn completions into text for the reward).
 """
@@ -69,8 +78,8 @@ def mla_cached(cfg, W, layer, x, pos, cache):
     w_kvb = W[p + "kv_b_proj.weight"].view(H, Dn + Dv, R)
     w_uk, w_uv = w_kvb[:, :Dn], w_kvb[:, Dn:]  # (H, Dn, R), (H, Dv, R)
     q_lat = torch.einsum("nthd,hdr->nthr", q_nope, w_uk)  # W_UK absorbed into the query
-    scores = (torch.einsum("nthr,nsr->nhts", q_lat, kv_c)
-              + torch.einsum("nthd,nsd->nhts", q_pe, pe_c)) * ref.softmax_scale(cfg)  # (N, H, T, S)
+    scores = (torch.einsum("nthr,nsr->nhts", q_lat, kv_c).float()
+              + torch.einsum("nthd,nsd->nhts", q_pe, pe_c).float()) * ref.softmax_scale(cfg)  # (N, H, T, S)
     future = torch.arange(S)[None, None, :] > pos[:, :, None]  # (N, T, S)
     P = torch.softmax(scores.masked_fill(future[:, None], float("-inf")), dim=-1)
     o_lat = torch.einsum("nhts,nsr->nthr", P, kv_c)
@@ -82,6 +91,7 @@ def moe_infer(cfg, W, layer, u):
     """§5.3 MoE without autograd bookkeeping: u (M, C) -> (M, C); each expert runs once on its routed rows."""
     p = f"model.layers.{layer}.mlp."
     idx, w = ref.moe_route(cfg, W, layer, u)  # (M, K), (M, K)
+    w = w.float()  # the router's weights come back in bf16 under autocast
     out = torch.zeros_like(u)
     for e in range(cfg.n_routed_experts):
         rows, slot = (idx == e).nonzero(as_tuple=True)
@@ -109,7 +119,7 @@ def forward_cached(cfg, W, ids, pos, cache):
         else:
             h = h + ref.swiglu(u, W[p + "mlp.gate_proj.weight"], W[p + "mlp.up_proj.weight"],
                                W[p + "mlp.down_proj.weight"])
-    return ref.linear(ref.rms_norm(h, W["model.norm.weight"], eps), W["lm_head.weight"])
+    return ref.linear(ref.rms_norm(h, W["model.norm.weight"], eps), W["lm_head.weight"]).float()
 
 
 @torch.no_grad()
@@ -237,7 +247,7 @@ def grpo_loss(model, batch, old_logp, adv, n_tokens, temperature, eps_low, eps_h
     for l in range(cfg.num_hidden_layers):
         h, b_l = train_ref.block(model, l, h, cos, sin, batch.allowed, batch.balance_alpha, stats)
         bal = bal + b_l
-    logits = ref.linear(ref.rms_norm(h, W["model.norm.weight"], cfg.rms_norm_eps), W["lm_head.weight"])
+    logits = ref.linear(ref.rms_norm(h, W["model.norm.weight"], cfg.rms_norm_eps), W["lm_head.weight"]).float()
     valid = batch.targets >= 0
     logp = torch.log_softmax(logits / temperature, dim=-1).gather(-1, batch.targets.clamp(min=0)[..., None])[..., 0]
     ratio = torch.exp(logp - old_logp)
@@ -260,8 +270,9 @@ def update(model, opt, prompts, completions, old_logp, adv, args):
         for b, r in enumerate(rows):
             start = len(prompts[r]) - 1
             olp[b, start:start + Lc] = old_logp[r]
-        loss, stats = grpo_loss(model, batch, olp, adv[i:i + len(rows)], n_tokens, args.temperature, args.epsilon,
-                                args.epsilon)
+        with autocast(args):
+            loss, stats = grpo_loss(model, batch, olp, adv[i:i + len(rows)], n_tokens, args.temperature, args.epsilon,
+                                    args.epsilon)
         loss.backward()
         for layer, s in stats.items():
             loads[layer] = loads.get(layer, 0) + s["load"]
@@ -272,6 +283,11 @@ def update(model, opt, prompts, completions, old_logp, adv, args):
         for layer, load in loads.items():
             b = model.biases[f"model.layers.{layer}.{train_ref.BIAS_SUFFIX}"]
             b += args.bias_update_speed * torch.sign(load.float().mean() - load.float())
+
+
+def autocast(args):
+    """The forward's precision: bf16 autocast, or (f32) a context that changes nothing."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
 
 
 def main():
@@ -291,6 +307,7 @@ def main():
     ap.add_argument("--bias-update-speed", type=float, default=1e-3)
     ap.add_argument("--micro-batch", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--precision", choices=["f32", "bf16"], default="f32", help="bf16: the forwards under autocast")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     model = train_ref.load_train_model(args.model_dir, dtype=torch.float32)
@@ -306,7 +323,8 @@ def main():
     for step in range(args.steps):
         batch = problems[step * P:(step + 1) * P]
         t0 = time.perf_counter()
-        comps, old_logp = rollout(model, [x["ids"] for x in batch], G, args.length, args.temperature, gen)
+        with autocast(args):
+            comps, old_logp = rollout(model, [x["ids"] for x in batch], G, args.length, args.temperature, gen)
         rewards = torch.tensor([reward(detok.text(comps[n].tolist()), batch[n // G]["answer"]) for n in range(P * G)])
         adv = group_advantages(rewards, G)
         t1 = time.perf_counter()

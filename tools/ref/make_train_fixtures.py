@@ -4,15 +4,17 @@
 
 Per variant: config.json, model.safetensors (F32), batch.json, expected.json (loss components and 5 AdamW steps)
 and grads.safetensors (F32 gradient of the total loss for every trained parameter, HF names). Gradients are
-computed by train_ref.py in float64 and rounded to f32 on write.
+computed by train_ref.py in float64 and rounded to f32 on write. Variants marked bf16 also get grads_bf16.safetensors
+and expected.json's "bf16": the same with r1's bf16 products (--precision bf16: train_ref.BF16_PRODUCTS).
 
 Self-checks (a failing one aborts the run):
   * main logits of every document of the batch = the inference reference (deepseek_v3.forward_naive, f32) run on
     that document alone (document mask + restarting positions), max |diff| <= 1e-4;
   * central finite differences in float64 of several entries of q_a_proj/q_proj, kv_b_proj, a routed expert, the
     router gate, eh_proj, RMSNorm weights, embed_tokens and lm_head against autograd (relative error < 1e-6);
-  * every routing decision (initial forward and all AdamW steps) has a margin >= 1e-4, so an f32 engine routes the
-    same tokens to the same experts; the correction bias / group limit change some selections;
+  * every routing decision (initial forward and all AdamW steps, and the forward with bf16 products) has a margin
+    >= 1e-4, so an f32 engine routes the same tokens to the same experts; the correction bias / group limit change
+    some selections;
   * the same computation in float32 gives gradients within 1e-5 of float64 (per-tensor relative norm);
   * regenerating into a temporary directory gives byte-identical files.
 """
@@ -85,22 +87,25 @@ MOE_KEYS = ["moe_intermediate_size", "n_shared_experts", "num_experts_per_tok", 
             "routed_scaling_factor", "scoring_func", "topk_method", "norm_topk_prob", "first_k_dense_replace",
             "moe_layer_freq"]
 
-# name, seed, config overrides, config keys removed, mtp_weight (lambda), balance_alpha, ADAM overrides
+# name, seed, config overrides, config keys removed, mtp_weight (lambda), balance_alpha, ADAM overrides, bf16
 VARIANTS = [
-    ("train-qlora-mtp", 2001, {}, [], 0.3, 0.01, {}),
+    # no bf16 data: with bf16 products one routing decision is a near-tie (margin 8e-5)
+    ("train-qlora-mtp", 2001, {}, [], 0.3, 0.01, {}, False),
+    # the same model and batch shapes from another seed, for the bf16 products
+    ("train-qlora-mtp-bf16", 2005, {}, [], 0.3, 0.01, {}, True),
     ("train-direct-q", 2002,
      {"vocab_size": 64, "num_attention_heads": 2, "num_key_value_heads": 2, "q_lora_rank": None,
       "num_hidden_layers": 2, "rope_scaling": None, "norm_topk_prob": False, "n_group": 1, "topk_group": 1,
       "n_shared_experts": 0, "num_nextn_predict_layers": 0},
      # clip 3: step 1 is clipped (norm 3.6), the later steps are not -> both branches of the clip
-     [], 0.0, 0.0, {"clip": 3.0}),
+     [], 0.0, 0.0, {"clip": 3.0}, True),
     # all layers dense (n_routed_experts null, MoE fields absent); the MTP block is then a dense block too
     ("train-dense", 2003,
      {"vocab_size": 96, "num_attention_heads": 3, "num_key_value_heads": 3, "q_lora_rank": 16,
       "num_hidden_layers": 2, "n_routed_experts": None,
       "rope_scaling": {"type": "yarn", "factor": 4, "original_max_position_embeddings": 8, "beta_fast": 32,
                        "beta_slow": 1, "mscale": 1.0, "mscale_all_dim": 1.0}},
-     MOE_KEYS, 0.5, 0.01, {}),
+     MOE_KEYS, 0.5, 0.01, {}, True),
 ]
 
 
@@ -283,7 +288,7 @@ def rel(a, b):
 # One variant
 # ----------------------------------------------------------------------------------------------------------------
 
-def make_variant(out_dir, name, seed, overrides, removed, lam, alpha, adam_overrides, checks=True):
+def make_variant(out_dir, name, seed, overrides, removed, lam, alpha, adam_overrides, bf16, checks=True):
     vdir = os.path.join(out_dir, name)
     os.makedirs(vdir, exist_ok=True)
     cfg_dict = copy.deepcopy(COMMON)
@@ -312,6 +317,14 @@ def make_variant(out_dir, name, seed, overrides, removed, lam, alpha, adam_overr
     gnorm = math.sqrt(sum(float((g ** 2).sum()) for g in grads.values()))
     st.write_safetensors(os.path.join(vdir, "grads.safetensors"),
                          [(n, "F32", g.to(torch.float32)) for n, g in grads.items()])
+    if bf16:
+        tr.BF16_PRODUCTS = True
+        try:
+            comps16, grads16, stats16 = tr.loss_and_grads(model, batch)
+        finally:
+            tr.BF16_PRODUCTS = False
+        st.write_safetensors(os.path.join(vdir, "grads_bf16.safetensors"),
+                             [(n, "F32", g.to(torch.float32)) for n, g in grads16.items()])
     run = tr.adamw_train(cfg, raw32, batch, adam["steps"], adam["lr"], adam["weight_decay"], adam["clip"],
                          adam["bias_update_speed"], adam["beta1"], adam["beta2"], adam["eps"])
     assert run["losses"][0] == comps["loss"]
@@ -330,6 +343,8 @@ def make_variant(out_dir, name, seed, overrides, removed, lam, alpha, adam_overr
                      final_correction_bias={n: [float(x) for x in run["weights"][n]]
                                             for n in (f"model.layers.{l}.{tr.BIAS_SUFFIX}" for l in moe_layers)}),
     }
+    if bf16:
+        expected["bf16"] = {k: comps16[k] for k in ("loss", "loss_main", "loss_mtp", "loss_balance")}
     write_json(os.path.join(vdir, "expected.json"), expected)
 
     if not checks:
@@ -343,8 +358,12 @@ def make_variant(out_dir, name, seed, overrides, removed, lam, alpha, adam_overr
     fd_worst, fd_n = check_finite_differences(model, batch, grads, torch.Generator().manual_seed(seed + 1))
     print(f"  documents vs inference reference max|dlogit| {worst_doc:.2e}; finite differences: {fd_n} entries, "
           f"worst relative error {fd_worst:.2e}")
+    if bf16:
+        print(f"  bf16 products: loss {comps16['loss']:.6f}; per-tensor gradient difference from f64 up to "
+              f"{max(rel(grads16[n], grads[n]) for n in grads):.1e}")
     if moe_layers:
-        margin = min(run["min_margin"], min(s["margin"] for s in stats.values()))
+        margin = min(run["min_margin"], min(s["margin"] for s in stats.values()),
+                     min(s["margin"] for s in stats16.values()) if bf16 else math.inf)
         changed = selection_changes(model, batch)
         print(f"  routing: min selection margin {margin:.2e}; selections changed by bias / group limit: "
               f"{changed['bias']} / {changed['group_limit']}; loads {expected['expert_load']}")
@@ -373,14 +392,14 @@ def main():
     ap.add_argument("--no-regen-check", action="store_true", help="skip the byte-identical regeneration check")
     args = ap.parse_args()
     torch.set_num_threads(1)  # fixed reduction order -> byte-identical regeneration
-    for name, seed, overrides, removed, lam, alpha, adam_overrides in VARIANTS:
+    for name, seed, overrides, removed, lam, alpha, adam_overrides, bf16 in VARIANTS:
         if args.only and name not in args.only:
             continue
         print(f"{name}:")
-        make_variant(args.out, name, seed, overrides, removed, lam, alpha, adam_overrides)
+        make_variant(args.out, name, seed, overrides, removed, lam, alpha, adam_overrides, bf16)
         if not args.no_regen_check:
             with tempfile.TemporaryDirectory() as tmp:
-                make_variant(tmp, name, seed, overrides, removed, lam, alpha, adam_overrides, checks=False)
+                make_variant(tmp, name, seed, overrides, removed, lam, alpha, adam_overrides, bf16, checks=False)
                 files = sorted(os.listdir(os.path.join(args.out, name)))
                 assert files == sorted(os.listdir(os.path.join(tmp, name))), "file lists differ"
                 match, mismatch, errors = filecmp.cmpfiles(os.path.join(args.out, name), os.path.join(tmp, name),

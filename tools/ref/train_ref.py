@@ -1,10 +1,12 @@
 """Autograd reference of r1.cpp's training loss (main CE + MTP + sequence-wise balance), AdamW and the bias update.
 
 Everything runs in float64 (or float32, for the f32-vs-f64 diagnostic) on weights read from an HF checkpoint
-(dequantized first). Batched: B rows of T tokens, each row may hold several packed documents. Shape letters:
-B batch, T time, C hidden, H heads, R kv_lora_rank, E experts, K top-k, V vocab. Section numbers refer to
-shared/spec/deepseek-v3-architecture.md; the loss contract is written out in tools/ref/README.md
-("Training reference") and summarised here:
+(dequantized first). Under torch.autocast (bf16 mixed precision: bench/bench_train.py --precision bf16) the matrix
+products run in bf16 and return bf16; the results that feed a norm, a softmax, the router or a loss are cast back to
+the weights' dtype, as r1 keeps them (the casts are no-ops without autocast). Batched: B rows of T tokens, each row
+may hold several packed documents. Shape letters: B batch, T time, C hidden, H heads, R kv_lora_rank, E experts,
+K top-k, V vocab. Section numbers refer to shared/spec/deepseek-v3-architecture.md; the loss contract is written
+out in tools/ref/README.md ("Training reference") and summarised here:
 
   attention: query t sees key s iff s <= t and doc[b,s] == doc[b,t]; RoPE position = t - start of t's document.
   L_main = sum_{valid (b,t)} CE(logits[b,t], targets[b,t]) / N_valid            (targets == -1 ignored)
@@ -31,6 +33,43 @@ import deepseek_v3 as ref  # noqa: E402
 import safetensors_io  # noqa: E402
 
 BIAS_SUFFIX = "mlp.gate.e_score_correction_bias"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Products
+# ----------------------------------------------------------------------------------------------------------------
+
+# r1's --precision bf16 exactly (not torch.autocast, whose products return rounded bf16 results): every product of
+# linear() rounds both operands to bf16 (nearest, ties to even) and sums in the working dtype, and so do the backward's
+# products (dx = dy·w, dw = dyᵀ·x). The router's product stays unrounded (route() calls ref.linear), as in r1.
+BF16_PRODUCTS = False
+
+
+def round_bf16(t):
+    """t rounded to bf16 and back to t's dtype (float64 goes through float32 first, as r1 rounds f32 values)."""
+    return t.to(torch.float32).to(torch.bfloat16).to(t.dtype)
+
+
+class _Bf16Linear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, w):
+        ctx.save_for_backward(x, w)
+        return round_bf16(x) @ round_bf16(w).t()
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, w = ctx.saved_tensors
+        d = round_bf16(dy)
+        return d @ round_bf16(w), d.reshape(-1, d.shape[-1]).t() @ round_bf16(x).reshape(-1, x.shape[-1])
+
+
+def linear(x, w):
+    """x @ w.T (x: (..., in), w: (out, in)); with BF16_PRODUCTS as described there."""
+    return _Bf16Linear.apply(x, w) if BF16_PRODUCTS else ref.linear(x, w)
+
+
+def swiglu(x, w_gate, w_up, w_down):
+    return linear(torch.nn.functional.silu(linear(x, w_gate)) * linear(x, w_up), w_down)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -152,23 +191,23 @@ def mla(cfg, W, layer, x, cos, sin, allowed):
     B, T, _ = x.shape
     eps = cfg.rms_norm_eps
     if cfg.q_lora_rank:
-        q = ref.linear(ref.rms_norm(ref.linear(x, W[p + "q_a_proj.weight"]), W[p + "q_a_layernorm.weight"], eps),
-                       W[p + "q_b_proj.weight"])
+        q = linear(ref.rms_norm(linear(x, W[p + "q_a_proj.weight"]).to(x.dtype), W[p + "q_a_layernorm.weight"],
+                                    eps), W[p + "q_b_proj.weight"])
     else:
-        q = ref.linear(x, W[p + "q_proj.weight"])
+        q = linear(x, W[p + "q_proj.weight"])
     q = q.view(B, T, H, Dn + Dr)
     q_nope, q_pe = q[..., :Dn], apply_rope(q[..., Dn:], cos, sin)
-    kv = ref.linear(x, W[p + "kv_a_proj_with_mqa.weight"])  # (B, T, R + Dr)
+    kv = linear(x, W[p + "kv_a_proj_with_mqa.weight"]).to(x.dtype)  # (B, T, R + Dr)
     c_kv = ref.rms_norm(kv[..., :R], W[p + "kv_a_layernorm.weight"], eps)
     k_pe = apply_rope(kv[..., R:], cos, sin)  # (B, T, Dr), shared by all heads
-    kvb = ref.linear(c_kv, W[p + "kv_b_proj.weight"]).view(B, T, H, Dn + Dv)
+    kvb = linear(c_kv, W[p + "kv_b_proj.weight"]).view(B, T, H, Dn + Dv)
     k_nope, v = kvb[..., :Dn], kvb[..., Dn:]
-    scores = (torch.einsum("bthd,bshd->bhts", q_nope, k_nope)
-              + torch.einsum("bthd,bsd->bhts", q_pe, k_pe)) * ref.softmax_scale(cfg)  # (B, H, T, T)
+    scores = (torch.einsum("bthd,bshd->bhts", q_nope, k_nope).to(x.dtype)
+              + torch.einsum("bthd,bsd->bhts", q_pe, k_pe).to(x.dtype)) * ref.softmax_scale(cfg)  # (B, H, T, T)
     scores = scores.masked_fill(~allowed[:, None], float("-inf"))
     P = torch.softmax(scores, dim=-1)
     o = torch.einsum("bhts,bshd->bthd", P, v).reshape(B, T, H * Dv)
-    return ref.linear(o, W[p + "o_proj.weight"])
+    return linear(o, W[p + "o_proj.weight"])
 
 
 def route(cfg, W, bias, layer, u):
@@ -178,7 +217,7 @@ def route(cfg, W, bias, layer, u):
     p = f"model.layers.{layer}.mlp.gate."
     E, K, G, KG = cfg.n_routed_experts, cfg.num_experts_per_tok, cfg.n_group, cfg.topk_group
     N = u.shape[0]
-    s = torch.sigmoid(ref.linear(u, W[p + "weight"]))
+    s = torch.sigmoid(ref.linear(u, W[p + "weight"]).to(u.dtype))
     margin = math.inf
     with torch.no_grad():
         c = s.detach() + bias[p + "e_score_correction_bias"][None, :]
@@ -217,11 +256,11 @@ def moe(cfg, W, bias, layer, u, alpha, stats):
         if rows.numel() == 0:
             continue  # unused expert: no contribution, zero gradient
         q = f"{p}experts.{e}."
-        y = ref.swiglu(uf[rows], W[q + "gate_proj.weight"], W[q + "up_proj.weight"], W[q + "down_proj.weight"])
+        y = swiglu(uf[rows], W[q + "gate_proj.weight"], W[q + "up_proj.weight"], W[q + "down_proj.weight"])
         out = out.index_add(0, rows, w[rows, slot][:, None] * y)
     if cfg.n_shared_experts:
         q = p + "shared_experts."
-        out = out + ref.swiglu(uf, W[q + "gate_proj.weight"], W[q + "up_proj.weight"], W[q + "down_proj.weight"])
+        out = out + swiglu(uf, W[q + "gate_proj.weight"], W[q + "up_proj.weight"], W[q + "down_proj.weight"])
     # sequence-wise balance loss (§5.6) over each row's T tokens, f from the actually routed sets
     sel = torch.zeros(B * T, E, dtype=s.dtype)
     sel.scatter_(1, idx, 1.0)
@@ -242,7 +281,7 @@ def block(model, layer, h, cos, sin, allowed, alpha, stats):
     if model.is_moe(layer):
         y, bal = moe(cfg, W, model.biases, layer, u, alpha, stats)
     else:
-        y = ref.swiglu(u, W[p + "mlp.gate_proj.weight"], W[p + "mlp.up_proj.weight"], W[p + "mlp.down_proj.weight"])
+        y = swiglu(u, W[p + "mlp.gate_proj.weight"], W[p + "mlp.up_proj.weight"], W[p + "mlp.down_proj.weight"])
         bal = h.new_zeros(())
     return h + y, bal
 
@@ -274,7 +313,7 @@ def losses(model, batch, keep=None):
         h, b_l = block(model, l, h, cos, sin, batch.allowed, batch.balance_alpha, stats)
         bal = bal + b_l
     h_final = ref.rms_norm(h, W["model.norm.weight"], eps)
-    logits = ref.linear(h_final, W["lm_head.weight"])  # (B, T, V)
+    logits = linear(h_final, W["lm_head.weight"]).to(dtype)  # (B, T, V)
     loss_main = masked_ce(logits, targets, targets != -1)
     loss_mtp = logits.new_zeros(())
     if model.has_mtp:
@@ -283,10 +322,10 @@ def losses(model, batch, keep=None):
         e = ref.rms_norm(W["model.embed_tokens.weight"][ids[:, 1:]], W[p + "enorm.weight"], eps)  # (B, T-1, C)
         e = torch.cat([e, e.new_zeros(B, 1, e.shape[-1])], dim=1)  # position T-1: no next id -> zero
         hh = ref.rms_norm(h_final, W[p + "hnorm.weight"], eps)
-        x = ref.linear(torch.cat([e, hh], dim=-1), W[p + "eh_proj.weight"])  # embedding first (§6.1)
+        x = linear(torch.cat([e, hh], dim=-1), W[p + "eh_proj.weight"]).to(dtype)  # embedding first (§6.1)
         x, b_l = block(model, L, x, cos, sin, batch.allowed, batch.balance_alpha, stats)
         bal = bal + b_l
-        mtp_logits = ref.linear(ref.rms_norm(x, W[p + "shared_head.norm.weight"], eps), W["lm_head.weight"])
+        mtp_logits = linear(ref.rms_norm(x, W[p + "shared_head.norm.weight"], eps), W["lm_head.weight"]).to(dtype)
         # position i predicts targets[b, i+1] when i+1 is in the same document and that target is not ignored
         tgt = torch.full_like(targets, -1)
         tgt[:, :-1] = targets[:, 1:]

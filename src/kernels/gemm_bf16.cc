@@ -1,0 +1,311 @@
+// The bf16 product of one thread: C = alpha · op(A) · op(B) + beta · C with f32 operands rounded to
+// bf16 (nearest, ties to even) as they are packed, and f32 accumulation.
+//
+// Blocking as in BLIS: for each block of kNc columns, for each block of kKc k, op(B)'s block is
+// packed into 32-column panels; for each block of kMc rows op(A)'s block is packed into 12-row
+// panels; the micro-kernel then multiplies a 12-row panel by a 32-column panel into a 12 × 32 tile
+// of C held in 24 registers. Packed operands are "pair words": a 32-bit word holds the bf16 of
+// elements k (low half) and k + 1 (high half) — the operand of AVX512_BF16's vdpbf16ps, which adds
+// both products of a pair into an f32 lane. Odd k and row or column tails are padded with zeros.
+//
+// Every element of C is the same sum whatever the blocking of rows and columns around it (k
+// blocks start at 0 and have a fixed size), so bands of C on different threads give the bits of
+// the whole product.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "core/dtype.h"
+#include "core/memory.h"
+#include "kernels/gemm.h"
+
+// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized at every inlined use (GCC bug 105593).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+namespace r1::kernels {
+namespace {
+
+constexpr int kMr = 12;       // rows of a micro-tile
+constexpr int kNr = 32;       // columns of a micro-tile (two 16-lane registers)
+constexpr int64_t kKc = 512;  // k per block: a K of up to 512 makes one pass over C
+constexpr int64_t kPairs = kKc / 2;
+constexpr int64_t kMc = 12 * kMr;  // rows per packed A block (~72 KB: stays in L2)
+constexpr int64_t kNc = 1024;      // columns per packed B block
+
+using Words = ScratchVector<uint32_t>;
+
+inline uint32_t PairWord(float even, float odd) {
+  return static_cast<uint32_t>(F32ToBf16(even)) | static_cast<uint32_t>(F32ToBf16(odd)) << 16;
+}
+
+#if defined(__AVX512F__)
+// bf16 of 16 floats (nearest, ties to even; NaN stays a quiet NaN) in the low halves of the lanes;
+// the same bits as F32ToBf16.
+inline __m512i RoundToBf16(__m512 x) {
+  const __m512i u = _mm512_castps_si512(x);
+  const __m512i top = _mm512_srli_epi32(u, 16);
+  const __m512i lsb = _mm512_and_si512(top, _mm512_set1_epi32(1));
+  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+  const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+  return _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(top, _mm512_set1_epi32(0x40)));
+}
+
+// Pair words of 16 columns from two rows of k (even, odd).
+inline __m512i PairWords(__m512 even, __m512 odd) {
+  return _mm512_or_si512(RoundToBf16(even), _mm512_slli_epi32(RoundToBf16(odd), 16));
+}
+
+// Pair words of 32 consecutive k of one row (16 words), n of them valid (the rest zero).
+inline __m512i RowPairWords(const float* x, int64_t n) {
+  const __mmask16 m0 = n >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << n) - 1);
+  const __mmask16 m1 = n >= 32   ? __mmask16(0xffff)
+                       : n <= 16 ? __mmask16(0)
+                                 : static_cast<__mmask16>((1u << (n - 16)) - 1);
+  const __m256i lo = _mm512_cvtepi32_epi16(RoundToBf16(_mm512_maskz_loadu_ps(m0, x)));
+  const __m256i hi = _mm512_cvtepi32_epi16(RoundToBf16(_mm512_maskz_loadu_ps(m1, x + 16)));
+  return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+inline __mmask16 FirstLanes(int64_t n) {
+  return n >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << std::max<int64_t>(n, 0)) - 1);
+}
+#endif
+
+// Asks for the n floats at x ahead of their use: packing reads k runs of rows that lie far apart
+// (a row of the LM head's gradient is 128 KB), too short for the hardware prefetcher to ramp up.
+inline void PrefetchRun(const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; i += 16) __builtin_prefetch(x + i);
+}
+
+// Pair p of two k rows of a panel: rows `even` and `odd` (null past the end of k: zeros) give the
+// words of their first n (≤ width ≤ 16) elements; dst[n, width) gets zeros. Reads `prefetch_n`
+// elements of each row four k rows ahead.
+inline void PackPairRow(const float* even, const float* odd, int64_t ld, bool ahead, int64_t prefetch_n, int64_t n,
+                        int width, uint32_t* dst) {
+  if (ahead) {
+    PrefetchRun(even + 4 * ld, prefetch_n);
+    PrefetchRun(even + 5 * ld, prefetch_n);
+  }
+#if defined(__AVX512F__)
+  const __mmask16 m = FirstLanes(n);
+  const __m512 e = _mm512_maskz_loadu_ps(m, even);
+  const __m512 o = odd ? _mm512_maskz_loadu_ps(m, odd) : _mm512_setzero_ps();
+  _mm512_mask_storeu_epi32(dst, FirstLanes(width), PairWords(e, o));
+#else
+  for (int j = 0; j < width; ++j) dst[j] = j < n ? PairWord(even[j], odd ? odd[j] : 0.0f) : 0u;
+#endif
+}
+
+// op(B) rows [k0, k0 + kc) × columns [j0, j0 + nc) into 32-column panels of pairs × 32 words
+// (word [p·32 + j] = columns j of k rows 2p and 2p + 1). The loops run along the rows of b, so
+// that reads stream instead of stepping down a column of cache lines.
+void PackB(bool tb, const float* b, int64_t ldb, int64_t k0, int64_t kc, int64_t j0, int64_t nc, uint32_t* out) {
+  const int64_t pairs = (kc + 1) / 2;
+  if (!tb) {  // op(B)(k, j) = b[k·ldb + j]: rows 2p and 2p + 1 of b give pair p of every panel
+    for (int64_t p = 0; p < pairs; ++p) {
+      const float* even = b + (k0 + 2 * p) * ldb + j0;
+      const float* odd = 2 * p + 1 < kc ? even + ldb : nullptr;
+      for (int64_t jp = 0; jp < nc; jp += kNr)
+        for (int64_t h = 0; h < kNr; h += 16)
+          PackPairRow(even + jp + h, odd ? odd + jp + h : nullptr, ldb, jp == 0 && h == 0 && 2 * p + 5 < kc, nc,
+                      nc - jp - h, 16, out + jp / kNr * pairs * kNr + p * kNr + h);
+    }
+    return;
+  }
+  // op(B)(k, j) = b[j·ldb + k]: each column's k run is contiguous
+  for (int64_t jp = 0; jp < nc; jp += kNr) {
+    uint32_t* panel = out + jp / kNr * pairs * kNr;
+    const int64_t cols = std::min<int64_t>(kNr, nc - jp);
+    for (int64_t j = 0; j < kNr; ++j) {
+      if (j >= cols) {
+        for (int64_t p = 0; p < pairs; ++p) panel[p * kNr + j] = 0u;
+        continue;
+      }
+      const float* col = b + (j0 + jp + j) * ldb + k0;
+      if (jp + j + 2 < nc) PrefetchRun(col + 2 * ldb, kc);
+#if defined(__AVX512F__)
+      alignas(64) uint32_t words[16];
+      for (int64_t p0 = 0; p0 < pairs; p0 += 16) {
+        _mm512_store_si512(words, RowPairWords(col + 2 * p0, kc - 2 * p0));
+        const int64_t n = std::min<int64_t>(16, pairs - p0);
+        for (int64_t q = 0; q < n; ++q) panel[(p0 + q) * kNr + j] = words[q];
+      }
+#else
+      for (int64_t p = 0; p < pairs; ++p)
+        panel[p * kNr + j] = PairWord(col[2 * p], 2 * p + 1 < kc ? col[2 * p + 1] : 0.0f);
+#endif
+    }
+  }
+}
+
+// op(A) rows [i0, i0 + mc) × k [k0, k0 + kc) into 12-row panels. Row-major layout (op(A) = A, its
+// k runs contiguous): word [r·kPairs + p] of a panel; pair-major (op(A) = Aᵀ): word [p·12 + r].
+// Rows past mc are zero.
+void PackA(bool ta, const float* a, int64_t lda, int64_t i0, int64_t mc, int64_t k0, int64_t kc, uint32_t* out) {
+  const int64_t pairs = (kc + 1) / 2;
+  if (!ta) {
+    for (int64_t ip = 0; ip < mc; ip += kMr) {
+      uint32_t* panel = out + ip / kMr * kMr * kPairs;
+      const int64_t rows = std::min<int64_t>(kMr, mc - ip);
+      for (int64_t r = 0; r < kMr; ++r) {
+        uint32_t* dst = panel + r * kPairs;
+        if (r >= rows) {
+          std::memset(dst, 0, static_cast<size_t>(pairs) * sizeof(uint32_t));
+          continue;
+        }
+        const float* row = a + (i0 + ip + r) * lda + k0;
+        if (ip + r + 2 < mc) PrefetchRun(row + 2 * lda, kc);
+#if defined(__AVX512F__)
+        for (int64_t p0 = 0; p0 < pairs; p0 += 16)
+          _mm512_mask_storeu_epi32(dst + p0, FirstLanes(pairs - p0), RowPairWords(row + 2 * p0, kc - 2 * p0));
+#else
+        for (int64_t p = 0; p < pairs; ++p) dst[p] = PairWord(row[2 * p], 2 * p + 1 < kc ? row[2 * p + 1] : 0.0f);
+#endif
+      }
+    }
+    return;
+  }
+  // op(A)(i, k) = a[k·lda + i]: rows 2p and 2p + 1 of a give the 12 words of pair p of every
+  // panel, read along the rows.
+  for (int64_t p = 0; p < pairs; ++p) {
+    const float* even = a + (k0 + 2 * p) * lda + i0;
+    const float* odd = 2 * p + 1 < kc ? even + lda : nullptr;
+    for (int64_t ip = 0; ip < mc; ip += kMr)
+      PackPairRow(even + ip, odd ? odd + ip : nullptr, lda, ip == 0 && 2 * p + 5 < kc, mc, mc - ip, kMr,
+                  out + ip / kMr * kMr * kPairs + p * kMr);
+  }
+}
+
+// C tile (rows × cols of at most 12 × 32) = alpha · acc + (load ? c_beta · C : 0).
+inline void StoreTile(const float* acc, float* c, int64_t ldc, int rows, int cols, float alpha, float c_beta,
+                      bool load) {
+  for (int r = 0; r < rows; ++r)
+    for (int j = 0; j < cols; ++j) {
+      const float v = alpha * acc[r * kNr + j];
+      c[r * ldc + j] = load ? v + c_beta * c[r * ldc + j] : v;
+    }
+}
+
+#if defined(__AVX512F__)
+// acc += the pair products of a (16 lanes of one broadcast word) and b.
+inline __m512 Dot(__m512 acc, __m512i a, __m512i b) {
+#if defined(__AVX512BF16__)
+  return _mm512_dpbf16_ps(acc, (__m512bh)a, (__m512bh)b);
+#else  // the instruction's order: the odd (high) products, then the even ones
+  const __m512i hi = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
+  acc =
+      _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(a, hi)), _mm512_castsi512_ps(_mm512_and_si512(b, hi)), acc);
+  return _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(a, 16)), _mm512_castsi512_ps(_mm512_slli_epi32(b, 16)),
+                         acc);
+#endif
+}
+
+template <bool kRowMajorA>
+void MicroKernel(int64_t pairs, const uint32_t* a, const uint32_t* b, float* c, int64_t ldc, int rows, int cols,
+                 float alpha, float c_beta, bool load) {
+  __m512 acc[kMr][2];
+#pragma GCC unroll 12
+  for (int r = 0; r < kMr; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < pairs; ++p) {
+    const __m512i b0 = _mm512_loadu_si512(b + p * kNr), b1 = _mm512_loadu_si512(b + p * kNr + 16);
+#pragma GCC unroll 12
+    for (int r = 0; r < kMr; ++r) {
+      const __m512i av = _mm512_set1_epi32(static_cast<int>(kRowMajorA ? a[r * kPairs + p] : a[p * kMr + r]));
+      acc[r][0] = Dot(acc[r][0], av, b0);
+      acc[r][1] = Dot(acc[r][1], av, b1);
+    }
+  }
+  if (rows == kMr && cols == kNr) {
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(c_beta);
+#pragma GCC unroll 12
+    for (int r = 0; r < kMr; ++r)
+      for (int h = 0; h < 2; ++h) {
+        float* cp = c + r * ldc + h * 16;
+        __m512 v = _mm512_mul_ps(va, acc[r][h]);
+        if (load) v = _mm512_fmadd_ps(vb, _mm512_loadu_ps(cp), v);
+        _mm512_storeu_ps(cp, v);
+      }
+    return;
+  }
+  alignas(64) float tile[kMr * kNr];
+  for (int r = 0; r < kMr; ++r) {
+    _mm512_store_ps(tile + r * kNr, acc[r][0]);
+    _mm512_store_ps(tile + r * kNr + 16, acc[r][1]);
+  }
+  StoreTile(tile, c, ldc, rows, cols, alpha, c_beta, load);
+}
+#else
+template <bool kRowMajorA>
+void MicroKernel(int64_t pairs, const uint32_t* a, const uint32_t* b, float* c, int64_t ldc, int rows, int cols,
+                 float alpha, float c_beta, bool load) {
+  float tile[kMr * kNr] = {};
+  for (int64_t p = 0; p < pairs; ++p)
+    for (int r = 0; r < kMr; ++r) {
+      const uint32_t aw = kRowMajorA ? a[r * kPairs + p] : a[p * kMr + r];
+      for (int j = 0; j < kNr; ++j) {
+        const uint32_t bw = b[p * kNr + j];
+        float& t = tile[r * kNr + j];
+        t = std::fma(Bf16ToF32(static_cast<uint16_t>(aw >> 16)), Bf16ToF32(static_cast<uint16_t>(bw >> 16)), t);
+        t = std::fma(Bf16ToF32(static_cast<uint16_t>(aw)), Bf16ToF32(static_cast<uint16_t>(bw)), t);
+      }
+    }
+  StoreTile(tile, c, ldc, rows, cols, alpha, c_beta, load);
+}
+#endif
+
+}  // namespace
+
+void SgemmBf16Serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* a,
+                     int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == 0.0f) {
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+    return;
+  }
+  static thread_local Words a_pack, b_pack;
+  a_pack.resize(static_cast<size_t>(kMc * kPairs));
+  b_pack.resize(static_cast<size_t>((kNc + kNr - 1) / kNr * kNr * kPairs));
+  for (int64_t j0 = 0; j0 < N; j0 += kNc) {
+    const int64_t nc = std::min(kNc, N - j0);
+    for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+      const int64_t kc = std::min(kKc, K - k0), pairs = (kc + 1) / 2;
+      const bool first = k0 == 0, load = !first || beta != 0.0f;
+      const float c_beta = first ? beta : 1.0f;
+      PackB(trans_b, b, ldb, k0, kc, j0, nc, b_pack.data());
+      for (int64_t i0 = 0; i0 < M; i0 += kMc) {
+        const int64_t mc = std::min(kMc, M - i0);
+        PackA(trans_a, a, lda, i0, mc, k0, kc, a_pack.data());
+        for (int64_t jp = 0; jp < nc; jp += kNr) {
+          const uint32_t* bp = b_pack.data() + jp / kNr * pairs * kNr;
+          const int cols = static_cast<int>(std::min<int64_t>(kNr, nc - jp));
+          for (int64_t ip = 0; ip < mc; ip += kMr) {
+            const uint32_t* ap = a_pack.data() + ip / kMr * kMr * kPairs;
+            const int rows = static_cast<int>(std::min<int64_t>(kMr, mc - ip));
+            float* cp = c + (i0 + ip) * ldc + j0 + jp;
+            if (trans_a)
+              MicroKernel<false>(pairs, ap, bp, cp, ldc, rows, cols, alpha, c_beta, load);
+            else
+              MicroKernel<true>(pairs, ap, bp, cp, ldc, rows, cols, alpha, c_beta, load);
+          }
+        }
+      }
+    }
+  }
+}
+
+bool Bf16DotInHardware() {
+#if defined(__AVX512BF16__)
+  return true;
+#else
+  return false;
+#endif
+}
+
+}  // namespace r1::kernels

@@ -1,0 +1,141 @@
+// The bf16 product (Sgemm in GemmPrecision::kBf16): against a double reference of the operands
+// rounded to bf16 (F32ToBf16, nearest, ties to even), for every transpose combination, beta 0 and
+// 1, shapes with row, column and odd-k tails, more than one k block (K > 512) and column block
+// (N > 1024), and padded leading dimensions. Tolerance: |got − ref| <= 1e-5·(Σ_k |a·b| + |c0|) —
+// f32 accumulation only; operands left unrounded (or truncated) miss it by ~100×. Then: the same
+// bits at any thread count, ties to even, NaN, and the scope of the precision setting.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <array>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "core/dtype.h"
+#include "kernels/gemm.h"
+#include "test_util.h"
+
+namespace r1::kernels {
+namespace {
+
+using testing::ExpectClose;
+using testing::RandomVec;
+
+double Bf(float x) { return static_cast<double>(Bf16ToF32(F32ToBf16(x))); }
+
+class SgemmBf16Test : public ::testing::TestWithParam<std::tuple<int64_t, int64_t, int64_t>> {};
+
+TEST_P(SgemmBf16Test, MatchesRoundedReference) {
+  const auto [M, N, K] = GetParam();
+  Rng rng(91 + M * 131 + N * 17 + K);
+  ScopedGemmPrecision bf16(GemmPrecision::kBf16);
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (float beta : {0.0f, 1.0f}) {
+        const int64_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 3, ldc = N + 3;
+        const auto a = RandomVec(rng, (ta ? K : M) * lda), b = RandomVec(rng, (tb ? N : K) * ldb);
+        const auto c0 = RandomVec(rng, M * ldc);
+        auto A = [&](int64_t i, int64_t k) { return Bf(ta ? a[k * lda + i] : a[i * lda + k]); };
+        auto B = [&](int64_t k, int64_t j) { return Bf(tb ? b[j * ldb + k] : b[k * ldb + j]); };
+        std::vector<double> ref(static_cast<size_t>(M * N)), mag(static_cast<size_t>(M * N));
+        for (int64_t i = 0; i < M; ++i)
+          for (int64_t j = 0; j < N; ++j) {
+            double s = beta * static_cast<double>(c0[i * ldc + j]), m = std::fabs(s);
+            for (int64_t k = 0; k < K; ++k) {
+              s += 0.5 * A(i, k) * B(k, j);
+              m += std::fabs(0.5 * A(i, k) * B(k, j));
+            }
+            ref[i * N + j] = s;
+            mag[i * N + j] = m;
+          }
+        std::vector<float> c = c0;
+        Sgemm(ta, tb, M, N, K, 0.5f, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
+        std::vector<float> got(static_cast<size_t>(M * N));
+        for (int64_t i = 0; i < M; ++i)
+          for (int64_t j = 0; j < N; ++j) got[i * N + j] = c[i * ldc + j];
+        ExpectClose(got.data(), ref.data(), mag.data(), M * N, 1e-5, 0.0,
+                    "ta " + std::to_string(ta) + " tb " + std::to_string(tb) + " beta " + std::to_string(beta));
+        for (int64_t i = 0; i < M; ++i)
+          for (int64_t j = N; j < ldc; ++j) ASSERT_EQ(c[i * ldc + j], c0[i * ldc + j]) << "padding overwritten";
+      }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, SgemmBf16Test,
+                         ::testing::Values(std::make_tuple(int64_t{70}, int64_t{33}, int64_t{19}),
+                                           std::make_tuple(int64_t{21}, int64_t{90}, int64_t{40}),
+                                           std::make_tuple(int64_t{40}, int64_t{40}, int64_t{1}),
+                                           std::make_tuple(int64_t{9}, int64_t{7}, int64_t{64}),
+                                           std::make_tuple(int64_t{150}, int64_t{64}, int64_t{1101}),
+                                           std::make_tuple(int64_t{13}, int64_t{1100}, int64_t{37})));
+
+TEST(SgemmBf16, SameBitsAtAnyThreadCount) {
+  ScopedGemmPrecision bf16(GemmPrecision::kBf16);
+  const std::vector<std::array<int64_t, 3>> shapes = {{40, 32, 32}, {300, 128, 64}, {70, 512, 600}, {2048, 96, 64}};
+  for (const auto& [M, N, K] : shapes)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        Rng rng(7 + M + N + K);
+        const int64_t lda = ta ? M : K, ldb = tb ? K : N;
+        const auto a = RandomVec(rng, M * K), b = RandomVec(rng, K * N);
+        std::vector<std::vector<float>> got;
+        const int saved = omp_get_max_threads();
+        for (int threads : {1, 2, 0}) {  // 0: inside a parallel region of two
+          std::vector<float> c(static_cast<size_t>(M * N));
+          omp_set_num_threads(threads == 0 ? 2 : threads);
+          if (threads == 0) {
+#pragma omp parallel num_threads(2)
+            if (omp_get_thread_num() == 1)
+              Sgemm(ta, tb, M, N, K, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, c.data(), N);
+          } else {
+            Sgemm(ta, tb, M, N, K, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, c.data(), N);
+          }
+          omp_set_num_threads(saved);
+          got.push_back(std::move(c));
+        }
+        std::vector<float> serial(static_cast<size_t>(M * N));
+        SgemmBf16Serial(ta, tb, M, N, K, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, serial.data(), N);
+        const std::string what = std::to_string(M) + " x " + std::to_string(N) + " x " + std::to_string(K) + " ta " +
+                                 std::to_string(ta) + " tb " + std::to_string(tb);
+        EXPECT_EQ(got[0], serial) << what << ": 1 thread against the serial product";
+        EXPECT_EQ(got[1], serial) << what << ": 2 threads against the serial product";
+        EXPECT_EQ(got[2], serial) << what << ": inside a parallel region against the serial product";
+      }
+}
+
+// 1 + 2⁻⁸ lies halfway between the bf16 values 1 and 1 + 2⁻⁷ and rounds to the even one (1);
+// 1 + 3·2⁻⁸ rounds up to 1 + 2⁻⁶; a NaN operand makes its row of C NaN.
+TEST(SgemmBf16, RoundsTiesToEvenAndKeepsNaN) {
+  const float a[4] = {1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, std::numeric_limits<float>::quiet_NaN(), 2.0f};
+  const float b[1] = {1.0f};
+  float c[4] = {};
+  SgemmBf16Serial(false, false, 4, 1, 1, 1.0f, a, 1, b, 1, 0.0f, c, 1);
+  EXPECT_EQ(c[0], 1.0f);
+  EXPECT_EQ(c[1], 1.0f + 0x1p-6f);
+  EXPECT_TRUE(std::isnan(c[2]));
+  EXPECT_EQ(c[3], 2.0f);
+}
+
+TEST(SgemmBf16, PrecisionHoldsForItsScope) {
+  EXPECT_EQ(CurrentGemmPrecision(), GemmPrecision::kF32);
+  {
+    ScopedGemmPrecision bf16(GemmPrecision::kBf16);
+    EXPECT_EQ(CurrentGemmPrecision(), GemmPrecision::kBf16);
+    {
+      ScopedGemmPrecision f32(GemmPrecision::kF32);
+      EXPECT_EQ(CurrentGemmPrecision(), GemmPrecision::kF32);
+    }
+    EXPECT_EQ(CurrentGemmPrecision(), GemmPrecision::kBf16);
+  }
+  EXPECT_EQ(CurrentGemmPrecision(), GemmPrecision::kF32);
+  // f32 precision keeps Sgemm's f32 product: a 2⁻¹⁰ detail survives, which bf16 would round away.
+  const float a[1] = {1.0f + 0x1p-10f}, b[1] = {1.0f};
+  float c[1] = {};
+  Sgemm(false, false, 1, 1, 1, 1.0f, a, 1, b, 1, 0.0f, c, 1);
+  EXPECT_EQ(c[0], 1.0f + 0x1p-10f);
+}
+
+}  // namespace
+}  // namespace r1::kernels
