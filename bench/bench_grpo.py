@@ -25,9 +25,12 @@ update with operands rounded to bf16 and f32 accumulation; weights, AdamW, norms
 docstring says which ops that covers).
 
 Runs alternate r1, PyTorch, r1, PyTorch, ... (`--rounds`); each run's first step is a warm-up, and figures are
-medians over the remaining steps of all rounds. r1 runs with OMP_WAIT_POLICY unset (it sets its own spin policy);
-PyTorch with OMP_WAIT_POLICY=PASSIVE by default, its faster setting here: on 2 cores shared with another busy
-process, spinning OpenMP threads made its rollouts ~45x slower. PyTorch links the same libopenblas as r1 and is
+medians over the remaining steps of all rounds. r1 runs with OMP_WAIT_POLICY unset (it sets its own spin policy).
+PyTorch's faster OpenMP wait policy depends on the machine's load: on 2 cores shared with another busy process,
+spinning threads (ACTIVE) made its rollouts ~45x slower, while on a quieter AMD EPYC its f32 step took 3.01 s with
+ACTIVE against 4.61 s with PASSIVE. So by default (`--torch-omp-wait-policy best`) every round runs PyTorch under
+both PASSIVE and ACTIVE, and the figures are those of the policy with the faster median step (both are printed).
+PyTorch links the same libopenblas as r1 and is
 given the OpenBLAS core r1 picks for itself (`--torch-blas-core library` leaves it the library's own pick, which
 on Debian 12 is the SSE3 "Prescott" core for AVX-512 Xeons). The load average is printed with the figures.
 Needs Debian's python3-torch (PyTorch runs in a child /usr/bin/python3). Timings are printed, never asserted.
@@ -122,12 +125,12 @@ def run_r1(model, a, work, rnd):
              "tokens": round(r["completion_length_mean"] * n)} for r in rows[1:]]
 
 
-def run_torch(model, prompts, a, length, env):
+def run_torch(model, prompts, a, length, env, policy):
     env = dict(env)
-    if a.torch_omp_wait_policy == "unset":
+    if policy == "unset":
         env.pop("OMP_WAIT_POLICY", None)
     else:
-        env["OMP_WAIT_POLICY"] = a.torch_omp_wait_policy
+        env["OMP_WAIT_POLICY"] = policy
     out = subprocess.run([TORCH_PYTHON, GRPO_REF, model, prompts, "--threads", str(a.threads), "--steps",
                           str(a.steps), "--prompts-per-step", str(a.prompts_per_step), "--group", str(a.group),
                           "--length", str(length), "--lr", "1e-4", "--precision", a.precision], check=True,
@@ -157,7 +160,7 @@ def main():
     ap.add_argument("--group", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--precision", choices=["f32", "bf16"], default="f32")
-    ap.add_argument("--torch-omp-wait-policy", default="PASSIVE", choices=["PASSIVE", "ACTIVE", "unset"])
+    ap.add_argument("--torch-omp-wait-policy", default="best", choices=["best", "PASSIVE", "ACTIVE", "unset"])
     ap.add_argument("--torch-blas-core", choices=["r1", "library"], default="r1")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
@@ -166,7 +169,8 @@ def main():
     torch_base_env = dict(os.environ)
     torch_core = set_torch_core(R1, a.torch_blas_core, torch_base_env)
     load = [os.getloadavg()[0]]
-    r1_steps, torch_steps = [], []
+    policies = ["PASSIVE", "ACTIVE"] if a.torch_omp_wait_policy == "best" else [a.torch_omp_wait_policy]
+    r1_steps, torch_by_policy = [], {p: [] for p in policies}
     with tempfile.TemporaryDirectory() as work:
         model = make_model(work)
         prompts = make_prompts(model, a.steps * a.prompts_per_step, work)
@@ -175,14 +179,20 @@ def main():
             r1_steps += got
             # PyTorch generates this round's mean r1 completion length for every sequence
             length = max(1, round(statistics.mean(s["tokens"] for s in got) / (a.prompts_per_step * a.group)))
-            torch_steps += run_torch(model, prompts, a, length, torch_base_env)
+            for policy in policies:
+                torch_by_policy[policy] += run_torch(model, prompts, a, length, torch_base_env, policy)
             load.append(os.getloadavg()[0])
-    r, t = summarize(r1_steps), summarize(torch_steps)
+    by_policy = {p: summarize(s) for p, s in torch_by_policy.items()}
+    policy = min(policies, key=lambda p: by_policy[p]["step_seconds"])
+    torch_steps = torch_by_policy[policy]
+    r, t = summarize(r1_steps), by_policy[policy]
     # ratios of seconds per completion token (PyTorch / r1): > 1 means r1 is faster
     ratio = {part: r[f"{part}_tokens_per_s"] / t[f"{part}_tokens_per_s"] for part in ("rollout", "update", "step")}
     res = {"precision": a.precision, "threads": a.threads, "prompts_per_step": a.prompts_per_step, "group": a.group,
            "max_new_tokens": a.max_new_tokens, "steps_per_run": a.steps, "rounds": a.rounds,
-           "torch_omp_wait_policy": a.torch_omp_wait_policy, "torch_blas_core": torch_core,
+           "torch_omp_wait_policy": policy,
+           "torch_step_seconds_by_policy": {p: s["step_seconds"] for p, s in by_policy.items()},
+           "torch_blas_core": torch_core,
            "load_average_1min": load,
            "r1": r, "torch": t, "speedup_vs_torch": ratio}
     if a.json:
@@ -191,7 +201,8 @@ def main():
     print(f"GRPO step, small MoE (hidden 256, 4 layers, 16 experts top-4 + 1 shared), P {a.prompts_per_step} x "
           f"G {a.group}, <= {a.max_new_tokens} new tokens, {a.precision}, {a.threads} threads; medians of "
           f"{len(r1_steps)} r1 / {len(torch_steps)} PyTorch steps over {a.rounds} alternating rounds; PyTorch's "
-          f"OpenBLAS core: {torch_core}")
+          f"OpenBLAS core: {torch_core}; PyTorch's OMP_WAIT_POLICY: {policy} (median step "
+          + ", ".join(f"{p} {s['step_seconds']:.2f} s" for p, s in by_policy.items()) + ")")
     print(f"{'':9}{'rollout s':>10}{'update s':>10}{'step s':>9}{'tokens':>8}{'rollout tok/s':>15}"
           f"{'update tok/s':>14}{'step tok/s':>12}")
     for name, s in (("r1", r), ("PyTorch", t)):
