@@ -87,19 +87,20 @@ Result<TrainSummary> Train(const TrainOptions& opts, const std::function<void(co
   state.seed = opts.seed;
   state.stage = opts.stage;
   const bool bf16 = opts.precision == kernels::GemmPrecision::kBf16;
-  state.precision = bf16 ? "bf16" : "f32";
+  const std::string precision_name = bf16 ? "bf16" : "f32";
+  state.precision = precision_name;
   Rng rng(opts.seed);
   state.rng = rng.GetState();
   if (!opts.resume_dir.empty()) {
     R1_RETURN_IF_ERROR(LoadTrainingState(opts.resume_dir, store, &opt, &state));
     rng.SetState(state.rng);
     if (!opts.quiet) LogInfo("resuming %s at step %lld", opts.resume_dir.c_str(), static_cast<long long>(state.step));
-    if (state.precision != (bf16 ? "bf16" : "f32"))
+    if (state.precision != precision_name)
       LogInfo(
           "note: %s was trained with --precision %s and continues with --precision %s; the losses will not be "
           "those of an uninterrupted run",
-          opts.resume_dir.c_str(), state.precision.c_str(), bf16 ? "bf16" : "f32");
-    state.precision = bf16 ? "bf16" : "f32";
+          opts.resume_dir.c_str(), state.precision.c_str(), precision_name.c_str());
+    state.precision = precision_name;
     if (state.step >= opts.steps) LogInfo("the checkpoint is already at step %lld of %lld", static_cast<long long>(state.step), static_cast<long long>(opts.steps));
   }
   std::unique_ptr<FILE, int (*)(FILE*)> metrics(nullptr, &std::fclose);
