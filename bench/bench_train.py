@@ -15,11 +15,11 @@ core r1 picks for itself (`--torch-blas-core library` leaves it the library's ow
 on Debian 12 is the SSE3 "Prescott" core for AVX-512 Xeons). The peak GEMM is measured on that core too.
 Each side runs with OpenMP's wait policy at its faster setting here: r1 with OMP_WAIT_POLICY unset (it sets
 its own spin count), PyTorch unset too by default (`--torch-omp-wait-policy`; measured A B on this step:
-10.3-13.4 s unset against 11.9-16.8 s with PASSIVE, which bench_grpo.py keeps for the GRPO step).
+10.3-13.4 s unset against 11.9-16.8 s with PASSIVE; bench_grpo.py tries both for the GRPO step).
 Precision: f32 by default, everything in f32 on both sides. `--precision bf16` is mixed precision: r1 runs
 `r1 pretrain --precision bf16`, whose matrix products (forward and backward; not the router's, not attention's)
-round their operands to bf16 (to nearest even) and accumulate in f32. PyTorch runs the forward under torch.autocast("cpu", bfloat16): its
-matmuls / einsums, and their backward, run in bf16 through oneDNN (not OpenBLAS) with f32 accumulation and return
+round their operands to bf16 (to nearest even) and accumulate in f32. PyTorch runs the forward under
+torch.autocast("cpu", bfloat16): its matmuls / einsums, and their backward, run in bf16 through oneDNN (not OpenBLAS) with f32 accumulation and return
 bf16; train_ref.py casts them back to f32 before norms, softmax, the router and the losses, which leaves SwiGLU's
 silu * up the only elementwise part of the forward in bf16. Both keep the master weights, gradients, AdamW and
 the losses in f32. The peak GEMM is then bf16's (bf16 tensors, oneDNN), so MFU is against the bf16 peak.

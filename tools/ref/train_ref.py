@@ -192,7 +192,7 @@ def mla(cfg, W, layer, x, cos, sin, allowed):
     eps = cfg.rms_norm_eps
     if cfg.q_lora_rank:
         q = linear(ref.rms_norm(linear(x, W[p + "q_a_proj.weight"]).to(x.dtype), W[p + "q_a_layernorm.weight"],
-                                    eps), W[p + "q_b_proj.weight"])
+                                eps), W[p + "q_b_proj.weight"])
     else:
         q = linear(x, W[p + "q_proj.weight"])
     q = q.view(B, T, H, Dn + Dr)
