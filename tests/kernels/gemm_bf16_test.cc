@@ -5,7 +5,6 @@
 // f32 accumulation only; operands left unrounded (or truncated) miss it by ~100×. Then: the same
 // bits at any thread count, ties to even, NaN, and the scope of the precision setting.
 #include <gtest/gtest.h>
-#include <omp.h>
 
 #include <array>
 #include <cmath>
@@ -15,6 +14,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "gemm_check.h"
 #include "kernels/gemm.h"
 #include "test_util.h"
 
@@ -22,7 +22,10 @@ namespace r1::kernels {
 namespace {
 
 using testing::ExpectClose;
+using testing::GemmReference;
 using testing::RandomVec;
+using testing::ReferenceGemm;
+using testing::SgemmAtThreadCounts;
 
 double Bf(float x) { return static_cast<double>(Bf16ToF32(F32ToBf16(x))); }
 
@@ -38,25 +41,13 @@ TEST_P(SgemmBf16Test, MatchesRoundedReference) {
         const int64_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 3, ldc = N + 3;
         const auto a = RandomVec(rng, (ta ? K : M) * lda), b = RandomVec(rng, (tb ? N : K) * ldb);
         const auto c0 = RandomVec(rng, M * ldc);
-        auto A = [&](int64_t i, int64_t k) { return Bf(ta ? a[k * lda + i] : a[i * lda + k]); };
-        auto B = [&](int64_t k, int64_t j) { return Bf(tb ? b[j * ldb + k] : b[k * ldb + j]); };
-        std::vector<double> ref(static_cast<size_t>(M * N)), mag(static_cast<size_t>(M * N));
-        for (int64_t i = 0; i < M; ++i)
-          for (int64_t j = 0; j < N; ++j) {
-            double s = beta * static_cast<double>(c0[i * ldc + j]), m = std::fabs(s);
-            for (int64_t k = 0; k < K; ++k) {
-              s += 0.5 * A(i, k) * B(k, j);
-              m += std::fabs(0.5 * A(i, k) * B(k, j));
-            }
-            ref[i * N + j] = s;
-            mag[i * N + j] = m;
-          }
+        const GemmReference r = ReferenceGemm(ta, tb, M, N, K, 0.5, a, lda, b, ldb, beta, c0, ldc, Bf);
         std::vector<float> c = c0;
         Sgemm(ta, tb, M, N, K, 0.5f, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
         std::vector<float> got(static_cast<size_t>(M * N));
         for (int64_t i = 0; i < M; ++i)
           for (int64_t j = 0; j < N; ++j) got[i * N + j] = c[i * ldc + j];
-        ExpectClose(got.data(), ref.data(), mag.data(), M * N, 1e-5, 0.0,
+        ExpectClose(got.data(), r.ref.data(), r.mag.data(), M * N, 1e-5, 0.0,
                     "ta " + std::to_string(ta) + " tb " + std::to_string(tb) + " beta " + std::to_string(beta));
         for (int64_t i = 0; i < M; ++i)
           for (int64_t j = N; j < ldc; ++j) ASSERT_EQ(c[i * ldc + j], c0[i * ldc + j]) << "padding overwritten";
@@ -80,21 +71,8 @@ TEST(SgemmBf16, SameBitsAtAnyThreadCount) {
         Rng rng(7 + M + N + K);
         const int64_t lda = ta ? M : K, ldb = tb ? K : N;
         const auto a = RandomVec(rng, M * K), b = RandomVec(rng, K * N);
-        std::vector<std::vector<float>> got;
-        const int saved = omp_get_max_threads();
-        for (int threads : {1, 2, 0}) {  // 0: inside a parallel region of two
-          std::vector<float> c(static_cast<size_t>(M * N));
-          omp_set_num_threads(threads == 0 ? 2 : threads);
-          if (threads == 0) {
-#pragma omp parallel num_threads(2)
-            if (omp_get_thread_num() == 1)
-              Sgemm(ta, tb, M, N, K, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, c.data(), N);
-          } else {
-            Sgemm(ta, tb, M, N, K, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, c.data(), N);
-          }
-          omp_set_num_threads(saved);
-          got.push_back(std::move(c));
-        }
+        const auto got = SgemmAtThreadCounts(ta, tb, M, N, K, 1.0f, a, lda, b, ldb, 0.0f,
+                                             std::vector<float>(static_cast<size_t>(M * N)), N);
         std::vector<float> serial(static_cast<size_t>(M * N));
         SgemmBf16Serial(ta, tb, M, N, K, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, serial.data(), N);
         const std::string what = std::to_string(M) + " x " + std::to_string(N) + " x " + std::to_string(K) + " ta " +

@@ -2,23 +2,26 @@
 // reference, for every transpose combination, beta 0 and 1, row and column splits, shapes that do
 // not divide into the 16-wide bands, padded leading dimensions, 1 and 2 threads and a call from
 // inside a parallel region. Tolerance as in matmul_test: |got − ref| <= 1e-5·(Σ_k |a·b| + |c0|).
-#include <gtest/gtest.h>
+#include "kernels/gemm.h"
 
-#include <omp.h>
+#include <gtest/gtest.h>
 
 #include <array>
 #include <string>
 #include <tuple>
 #include <vector>
 
-#include "kernels/gemm.h"
+#include "gemm_check.h"
 #include "test_util.h"
 
 namespace r1::kernels {
 namespace {
 
 using testing::ExpectClose;
+using testing::GemmReference;
 using testing::RandomVec;
+using testing::ReferenceGemm;
+using testing::SgemmAtThreadCounts;
 
 class SgemmTest : public ::testing::TestWithParam<std::tuple<int64_t, int64_t, int64_t>> {};
 
@@ -32,36 +35,17 @@ TEST_P(SgemmTest, MatchesReference) {
         const int64_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 3, ldc = N + 3;
         const auto a = RandomVec(rng, (ta ? K : M) * lda), b = RandomVec(rng, (tb ? N : K) * ldb);
         const auto c0 = RandomVec(rng, M * ldc);
-        auto A = [&](int64_t i, int64_t k) { return static_cast<double>(ta ? a[k * lda + i] : a[i * lda + k]); };
-        auto B = [&](int64_t k, int64_t j) { return static_cast<double>(tb ? b[j * ldb + k] : b[k * ldb + j]); };
-        std::vector<double> ref(static_cast<size_t>(M * N)), mag(static_cast<size_t>(M * N));
-        for (int64_t i = 0; i < M; ++i)
-          for (int64_t j = 0; j < N; ++j) {
-            double s = beta * static_cast<double>(c0[i * ldc + j]), m = std::fabs(beta * c0[i * ldc + j]);
-            for (int64_t k = 0; k < K; ++k) {
-              s += 0.5 * A(i, k) * B(k, j);
-              m += std::fabs(0.5 * A(i, k) * B(k, j));
-            }
-            ref[i * N + j] = s;
-            mag[i * N + j] = m;
-          }
-        for (int threads : {1, 2, 0}) {  // 0: two threads, called from inside a parallel region
-          std::vector<float> c = c0;
-          const int saved = omp_get_max_threads();
-          omp_set_num_threads(threads == 0 ? 2 : threads);
-          if (threads == 0) {
-#pragma omp parallel num_threads(2)
-            if (omp_get_thread_num() == 1) Sgemm(ta, tb, M, N, K, 0.5f, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
-          } else {
-            Sgemm(ta, tb, M, N, K, 0.5f, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
-          }
-          omp_set_num_threads(saved);
+        const GemmReference r = ReferenceGemm(ta, tb, M, N, K, 0.5, a, lda, b, ldb, beta, c0, ldc,
+                                              [](float x) { return static_cast<double>(x); });
+        const auto runs = SgemmAtThreadCounts(ta, tb, M, N, K, 0.5f, a, lda, b, ldb, beta, c0, ldc);
+        for (int run = 0; run < 3; ++run) {  // 1 thread, 2 threads, inside a parallel region of two
+          const std::vector<float>& c = runs[static_cast<size_t>(run)];
           std::vector<float> got(static_cast<size_t>(M * N));
           for (int64_t i = 0; i < M; ++i)
             for (int64_t j = 0; j < N; ++j) got[i * N + j] = c[i * ldc + j];
-          ExpectClose(got.data(), ref.data(), mag.data(), M * N, 1e-5, 0.0,
+          ExpectClose(got.data(), r.ref.data(), r.mag.data(), M * N, 1e-5, 0.0,
                       "ta " + std::to_string(ta) + " tb " + std::to_string(tb) + " beta " + std::to_string(beta) +
-                          " threads " + std::to_string(threads));
+                          " run " + std::to_string(run));
           // The padding between rows is left alone.
           for (int64_t i = 0; i < M; ++i)
             for (int64_t j = N; j < ldc; ++j) ASSERT_EQ(c[i * ldc + j], c0[i * ldc + j]);
@@ -91,21 +75,8 @@ TEST(Sgemm, SameBitsAtAnyThreadCount) {
         Rng rng(5 + M + N + K);
         const int64_t lda = ta ? M : K, ldb = tb ? K : N;
         const auto a = RandomVec(rng, M * K), b = RandomVec(rng, K * N);
-        std::vector<std::vector<float>> got;
-        const int saved = omp_get_max_threads();
-        for (int threads : {1, 2, 0}) {  // 0: inside a parallel region of two
-          std::vector<float> c(static_cast<size_t>(M * N));
-          omp_set_num_threads(threads == 0 ? 2 : threads);
-          if (threads == 0) {
-#pragma omp parallel num_threads(2)
-            if (omp_get_thread_num() == 1)
-              Sgemm(ta, tb, M, N, K, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, c.data(), N);
-          } else {
-            Sgemm(ta, tb, M, N, K, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, c.data(), N);
-          }
-          omp_set_num_threads(saved);
-          got.push_back(std::move(c));
-        }
+        const auto got = SgemmAtThreadCounts(ta, tb, M, N, K, 1.0f, a, lda, b, ldb, 0.0f,
+                                             std::vector<float>(static_cast<size_t>(M * N)), N);
         const std::string what = std::to_string(M) + " x " + std::to_string(N) + " x " + std::to_string(K) + " ta " +
                                  std::to_string(ta) + " tb " + std::to_string(tb);
         EXPECT_EQ(got[1], got[0]) << what << ": 2 threads against 1";

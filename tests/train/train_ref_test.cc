@@ -49,6 +49,14 @@ double L2(const std::vector<float>& v) {
   return std::sqrt(s);
 }
 
+// gtest's name for a fixture parameter: its directory name with '_' for '-'.
+std::string FixtureTestName(const ::testing::TestParamInfo<const char*>& info) {
+  std::string s = info.param;
+  for (char& ch : s)
+    if (ch == '-') ch = '_';
+  return s;
+}
+
 TrainFixture Load(const std::string& variant) {
   TrainFixture f;
   f.dir = std::string(R1_SOURCE_DIR) + "/tests/fixtures/" + variant;
@@ -172,13 +180,7 @@ TEST_P(TrainRefBf16Test, LossesAndGradientsMatchTheRoundedReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, TrainRefBf16Test,
-                         ::testing::Values("train-qlora-mtp-bf16", "train-direct-q", "train-dense"),
-                         [](const auto& info) {
-                           std::string s = info.param;
-                           for (char& ch : s)
-                             if (ch == '-') ch = '_';
-                           return s;
-                         });
+                         ::testing::Values("train-qlora-mtp-bf16", "train-direct-q", "train-dense"), FixtureTestName);
 
 TEST_P(TrainRefTest, FiveAdamWStepsMatchReference) {
   TrainFixture f = Load(GetParam());
@@ -323,12 +325,7 @@ TEST(TrainStream, TwentyStepsOnAnIdStreamMatchReference) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, TrainRefTest,
                          ::testing::Values("train-qlora-mtp", "train-qlora-mtp-bf16", "train-direct-q", "train-dense"),
-                         [](const auto& info) {
-                           std::string s = info.param;
-                           for (char& ch : s)
-                             if (ch == '-') ch = '_';
-                           return s;
-                         });
+                         FixtureTestName);
 
 }  // namespace
 }  // namespace r1
