@@ -209,6 +209,15 @@ inline __m512 Dot(__m512 acc, __m512i a, __m512i b) {
 template <bool kRowMajorA>
 void MicroKernel(int64_t pairs, const uint32_t* a, const uint32_t* b, float* c, int64_t ldc, int rows, int cols,
                  float alpha, float c_beta, bool load) {
+  // The tile's rows of C are asked for (to write) now and used after the k loop: rows of a big C
+  // lie far apart (the LM head's logits, 128 KB) and miss every cache, and a store or load that
+  // waits on them stalls the core. In moe-small bf16 training steps (2 threads, A B x 3) this took
+  // a step from 3.11-3.51 s (median 3.23) to 3.06-3.14 s (median 3.07); the LM head's forward went
+  // from 374 to 403 GFLOP/s.
+  for (int r = 0; r < rows; ++r) {
+    __builtin_prefetch(c + r * ldc, 1);
+    __builtin_prefetch(c + r * ldc + kNr - 1, 1);
+  }
   __m512 acc[kMr][2];
 #pragma GCC unroll 12
   for (int r = 0; r < kMr; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
