@@ -58,6 +58,10 @@ struct TensorView {
   Shape shape;
   // F8_E4M3 only: block multipliers, row-major [ceil(rows/128), ceil(cols/128)].
   const float* scale_inv = nullptr;
+  // F32 matrices only, optional: a bf16 copy packed for bf16 products (kernels::PackBf16Weight),
+  // which the kernels' MatMul, MatMulMany and GemvRowsBatch then multiply by, for any row count,
+  // instead of `data` (a bf16 rollout policy). Everything else reads `data`.
+  const uint32_t* bf16_packed = nullptr;
 
   bool empty() const { return data == nullptr; }
   int64_t numel() const { return shape.numel(); }

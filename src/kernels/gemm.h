@@ -45,6 +45,26 @@ void Sgemm(GemmPrecision precision, bool trans_a, bool trans_b, int64_t M, int64
 // of these). Every element is the same k-ordered sum whatever the shape of the call around it.
 void SgemmBf16Serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* a,
                      int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+// Weights packed once for many bf16 products out = x · wᵀ (w: N × K f32, row-major as stored):
+// the operand Sgemm's bf16 product rounds and packs on every call, prepared ahead. A decode step
+// multiplies every matrix by a few rows, where packing per call would cost as much as the
+// product; `r1 grpo --precision bf16` samples its rollouts from such a copy, repacked after each
+// optimizer step. Results are bit-identical to Sgemm(kBf16, false, true, T, N, K, 1, x, K, w, K,
+// accumulate ? 1 : 0, out, N) for the same rows and columns, whatever the row count and range.
+//
+// Words of w's packed copy, and the packing (k blocks of 512 of 32-column panels of pair words).
+int64_t PackedBf16WeightWords(int64_t N, int64_t K);
+void PackBf16Weight(const float* w, int64_t N, int64_t K, uint32_t* out);
+// Words of T packed input rows of length K, and the packing (row t at x + t·ldx).
+int64_t PackedBf16RowsWords(int64_t T, int64_t K);
+void PackBf16Rows(const float* x, int64_t T, int64_t ldx, int64_t K, uint32_t* out);
+// out[t·ldo + (n − n_begin)] (=|+=) Σ_k x_t[k]·w[n, k] for t < T and n in [n_begin, n_end), on
+// the calling thread; n_begin a multiple of 32.
+void PackedBf16Product(const uint32_t* x_packed, int64_t T, int64_t K, const uint32_t* w_packed, int64_t N,
+                       int64_t n_begin, int64_t n_end, float* out, int64_t ldo, bool accumulate);
+// Column alignment of PackedBf16Product's n_begin.
+inline constexpr int64_t kPackedBf16Columns = 32;
+
 // Whether this build multiplies bf16 pairs with vdpbf16ps (otherwise with two f32 FMAs, slower).
 bool Bf16DotInHardware();
 

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "core/check.h"
 #include "core/dtype.h"
 #include "core/memory.h"
 #include "kernels/gemm.h"
@@ -37,6 +38,7 @@ constexpr int64_t kKc = 512;  // k per block: a K of up to 512 makes one pass ov
 constexpr int64_t kPairs = kKc / 2;
 constexpr int64_t kMc = 12 * kMr;  // rows per packed A block (~72 KB: stays in L2)
 constexpr int64_t kNc = 1024;      // columns per packed B block
+static_assert(kNr == kPackedBf16Columns);
 
 using Words = ScratchVector<uint32_t>;
 
@@ -206,9 +208,13 @@ inline __m512 Dot(__m512 acc, __m512i a, __m512i b) {
 #endif
 }
 
-template <bool kRowMajorA>
+// A tile of kR (<= kMr) rows: a holds them at a[r·kPairs + p] (row-major op(A), any run of rows
+// of a packed block) or a[p·kMr + r] (pair-major, kR == kMr). Each element's sum runs over the
+// pairs in order whatever kR is.
+template <bool kRowMajorA, int kR = kMr>
 void MicroKernel(int64_t pairs, const uint32_t* a, const uint32_t* b, float* c, int64_t ldc, int rows, int cols,
                  float alpha, float c_beta, bool load) {
+  static_assert(kR <= kMr && (kRowMajorA || kR == kMr));
   // The tile's rows of C are asked for (to write) now and used after the k loop: rows of a big C
   // lie far apart (the LM head's logits, 128 KB) and miss every cache, and a store or load that
   // waits on them stalls the core. In moe-small bf16 training steps (2 threads, A B x 3) this took
@@ -218,22 +224,22 @@ void MicroKernel(int64_t pairs, const uint32_t* a, const uint32_t* b, float* c, 
     __builtin_prefetch(c + r * ldc, 1);
     __builtin_prefetch(c + r * ldc + kNr - 1, 1);
   }
-  __m512 acc[kMr][2];
+  __m512 acc[kR][2];
 #pragma GCC unroll 12
-  for (int r = 0; r < kMr; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (int r = 0; r < kR; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
   for (int64_t p = 0; p < pairs; ++p) {
     const __m512i b0 = _mm512_loadu_si512(b + p * kNr), b1 = _mm512_loadu_si512(b + p * kNr + 16);
 #pragma GCC unroll 12
-    for (int r = 0; r < kMr; ++r) {
+    for (int r = 0; r < kR; ++r) {
       const __m512i av = _mm512_set1_epi32(static_cast<int>(kRowMajorA ? a[r * kPairs + p] : a[p * kMr + r]));
       acc[r][0] = Dot(acc[r][0], av, b0);
       acc[r][1] = Dot(acc[r][1], av, b1);
     }
   }
-  if (rows == kMr && cols == kNr) {
+  if (rows == kR && cols == kNr) {
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(c_beta);
 #pragma GCC unroll 12
-    for (int r = 0; r < kMr; ++r)
+    for (int r = 0; r < kR; ++r)
       for (int h = 0; h < 2; ++h) {
         float* cp = c + r * ldc + h * 16;
         __m512 v = _mm512_mul_ps(va, acc[r][h]);
@@ -242,20 +248,20 @@ void MicroKernel(int64_t pairs, const uint32_t* a, const uint32_t* b, float* c, 
       }
     return;
   }
-  alignas(64) float tile[kMr * kNr];
-  for (int r = 0; r < kMr; ++r) {
+  alignas(64) float tile[kR * kNr];
+  for (int r = 0; r < kR; ++r) {
     _mm512_store_ps(tile + r * kNr, acc[r][0]);
     _mm512_store_ps(tile + r * kNr + 16, acc[r][1]);
   }
   StoreTile(tile, c, ldc, rows, cols, alpha, c_beta, load);
 }
 #else
-template <bool kRowMajorA>
+template <bool kRowMajorA, int kR = kMr>
 void MicroKernel(int64_t pairs, const uint32_t* a, const uint32_t* b, float* c, int64_t ldc, int rows, int cols,
                  float alpha, float c_beta, bool load) {
   float tile[kMr * kNr] = {};
   for (int64_t p = 0; p < pairs; ++p)
-    for (int r = 0; r < kMr; ++r) {
+    for (int r = 0; r < kR; ++r) {
       const uint32_t aw = kRowMajorA ? a[r * kPairs + p] : a[p * kMr + r];
       for (int j = 0; j < kNr; ++j) {
         const uint32_t bw = b[p * kNr + j];
@@ -304,6 +310,69 @@ void SgemmBf16Serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K
               MicroKernel<true>(pairs, ap, bp, cp, ldc, rows, cols, alpha, c_beta, load);
           }
         }
+      }
+    }
+  }
+}
+
+int64_t PackedBf16WeightWords(int64_t N, int64_t K) {
+  // Every k block but the last holds kPairs pairs; each of its panels is 32 columns wide.
+  const int64_t blocks = (K + kKc - 1) / kKc, last = K - (blocks - 1) * kKc;
+  return (N + kNr - 1) / kNr * kNr * ((blocks - 1) * kPairs + (last + 1) / 2);
+}
+
+void PackBf16Weight(const float* w, int64_t N, int64_t K, uint32_t* out) {
+  const int64_t n_pad = (N + kNr - 1) / kNr * kNr;
+  for (int64_t k0 = 0; k0 < K; k0 += kKc)
+    PackB(/*tb=*/true, w, K, k0, std::min(kKc, K - k0), 0, N, out + n_pad * (k0 / 2));
+}
+
+int64_t PackedBf16RowsWords(int64_t T, int64_t K) { return (T + kMr - 1) / kMr * kMr * kPairs * ((K + kKc - 1) / kKc); }
+
+void PackBf16Rows(const float* x, int64_t T, int64_t ldx, int64_t K, uint32_t* out) {
+  const int64_t t_pad = (T + kMr - 1) / kMr * kMr;
+  for (int64_t k0 = 0; k0 < K; k0 += kKc)
+    PackA(/*ta=*/false, x, ldx, 0, T, k0, std::min(kKc, K - k0), out + t_pad * kPairs * (k0 / kKc));
+}
+
+void PackedBf16Product(const uint32_t* x_packed, int64_t T, int64_t K, const uint32_t* w_packed, int64_t N,
+                       int64_t n_begin, int64_t n_end, float* out, int64_t ldo, bool accumulate) {
+  R1_CHECK(n_begin % kNr == 0 && n_begin >= 0 && n_end <= N) << n_begin << ".." << n_end << " of " << N;
+  if (T <= 0 || n_begin >= n_end) return;
+  const int64_t n_pad = (N + kNr - 1) / kNr * kNr, t_pad = (T + kMr - 1) / kMr * kMr;
+  if (K <= 0) {
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t n = n_begin; n < n_end; ++n) {
+        float& o = out[t * ldo + n - n_begin];
+        o = accumulate ? o : 0.0f;
+      }
+    return;
+  }
+  // The k blocks, panels and tiles of SgemmBf16Serial(false, true, ...) with alpha 1 and beta 0
+  // or 1: every element is the same sum in the same order.
+  for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+    const int64_t pairs = (std::min(kKc, K - k0) + 1) / 2;
+    const bool first = k0 == 0, load = !first || accumulate;
+    const uint32_t* wb = w_packed + n_pad * (k0 / 2);
+    const uint32_t* xb = x_packed + t_pad * kPairs * (k0 / kKc);
+    for (int64_t jp = n_begin; jp < n_end; jp += kNr) {
+      const uint32_t* bp = wb + jp / kNr * pairs * kNr;
+      const int cols = static_cast<int>(std::min<int64_t>(kNr, n_end - jp));
+      for (int64_t ip = 0; ip < T;) {
+        // Tiles of 12, 8 or 4 rows (row i of the packed rows at i·kPairs): a decode batch's few
+        // rows waste less than in 12-row tiles (16 rows: 8 + 8 instead of 12 + 12).
+        const int64_t left = T - ip;
+        const int tile = left > 16 ? kMr : left > 12 ? 8 : left > 8 ? kMr : left > 4 ? 8 : 4;
+        const uint32_t* ap = xb + ip * kPairs;
+        float* cp = out + ip * ldo + (jp - n_begin);
+        const int rows = static_cast<int>(std::min<int64_t>(tile, left));
+        if (tile == kMr)
+          MicroKernel<true, kMr>(pairs, ap, bp, cp, ldo, rows, cols, 1.0f, 1.0f, load);
+        else if (tile == 8)
+          MicroKernel<true, 8>(pairs, ap, bp, cp, ldo, rows, cols, 1.0f, 1.0f, load);
+        else
+          MicroKernel<true, 4>(pairs, ap, bp, cp, ldo, rows, cols, 1.0f, 1.0f, load);
+        ip += tile;
       }
     }
   }

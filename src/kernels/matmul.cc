@@ -579,6 +579,48 @@ void BatchedGemv(const float* x, int64_t T, const TensorView& w, float* out, boo
     RowsPrepared(xp, xs, T, w, n0, std::min(N, n0 + chunk), out + n0, N, accumulate);
 }
 
+// Products by a weight's packed bf16 copy (TensorView::bf16_packed), any T. Work items are
+// blocks of up to kPackedRowBlock rows (their packed inputs stay in L2 while the weight panels
+// stream past) by chunks of kPackedColumns columns, shared out dynamically when the product is
+// big enough to wake the team; each element is the same sum whichever item computes it.
+constexpr int64_t kPackedRowBlock = 144;
+constexpr int64_t kPackedColumns = 128;
+static_assert(kPackedColumns % kPackedBf16Columns == 0);
+
+// x's T rows (row t at x + t·ldx) packed into buf.
+const uint32_t* PackedInputs(const float* x, int64_t T, int64_t ldx, int64_t K, std::vector<uint32_t>& buf) {
+  buf.resize(static_cast<size_t>(PackedBf16RowsWords(T, K)));
+  PackBf16Rows(x, T, ldx, K, buf.data());
+  return buf.data();
+}
+
+void PackedMatMul(const float* x, int64_t T, const TensorView& w, float* out, bool accumulate) {
+  const int64_t N = w.rows(), K = w.cols();
+  const int64_t row_blocks = (T + kPackedRowBlock - 1) / kPackedRowBlock;
+  const int64_t col_chunks = (N + kPackedColumns - 1) / kPackedColumns;
+  thread_local std::vector<std::vector<uint32_t>> bufs;
+  if (static_cast<int64_t>(bufs.size()) < row_blocks) bufs.resize(static_cast<size_t>(row_blocks));
+  std::vector<const uint32_t*> xp(static_cast<size_t>(row_blocks));
+  for (int64_t b = 0; b < row_blocks; ++b) {
+    const int64_t t0 = b * kPackedRowBlock;
+    xp[static_cast<size_t>(b)] =
+        PackedInputs(x + t0 * K, std::min(kPackedRowBlock, T - t0), K, K, bufs[static_cast<size_t>(b)]);
+  }
+  auto item = [&](int64_t i) {
+    const int64_t b = i / col_chunks, n0 = i % col_chunks * kPackedColumns, t0 = b * kPackedRowBlock;
+    PackedBf16Product(xp[static_cast<size_t>(b)], std::min(kPackedRowBlock, T - t0), K, w.bf16_packed, N, n0,
+                      std::min(N, n0 + kPackedColumns), out + t0 * N + n0, N, accumulate);
+  };
+  const int64_t items = row_blocks * col_chunks;
+  const bool parallel = N * K * T >= (1 << 15) && items > 1 && omp_get_max_threads() > 1 && !omp_in_parallel();
+  if (!parallel) {
+    for (int64_t i = 0; i < items; ++i) item(i);
+    return;
+  }
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t i = 0; i < items; ++i) item(i);
+}
+
 }  // namespace
 
 void GemvRows(const float* x, const TensorView& w, int64_t row_begin, int64_t row_end, float* out,
@@ -588,6 +630,13 @@ void GemvRows(const float* x, const TensorView& w, int64_t row_begin, int64_t ro
 
 void GemvRowsBatch(const float* x, int64_t T, int64_t x_stride, const TensorView& w, int64_t row_begin,
                    int64_t row_end, float* out, int64_t ldo, bool accumulate) {
+  if (w.bf16_packed) {
+    thread_local std::vector<uint32_t> packed;
+    const int64_t K = w.cols();
+    PackedBf16Product(PackedInputs(x, T, x_stride == 0 ? K : x_stride, K, packed), T, K, w.bf16_packed, w.rows(),
+                      row_begin, row_end, out, ldo, accumulate);
+    return;
+  }
   thread_local std::vector<float> buf;
   int64_t xs = 0;
   const float* xp = PrepareX(x, T, w, buf, &xs, x_stride);
@@ -601,7 +650,9 @@ void MatMulMany(const std::vector<MatMulJob>& jobs) {
   // rounds).
   constexpr int64_t kChunk = 128;
   std::vector<std::vector<float>> bufs(jobs.size());
+  std::vector<std::vector<uint32_t>> packed(jobs.size());  // inputs of products by packed bf16 weights
   std::vector<const float*> xp(jobs.size());
+  std::vector<const uint32_t*> xq(jobs.size());
   std::vector<int64_t> xs(jobs.size());
   std::vector<std::pair<size_t, int64_t>> items;  // (job, first row)
   for (size_t j = 0; j < jobs.size(); ++j) {
@@ -611,7 +662,10 @@ void MatMulMany(const std::vector<MatMulJob>& jobs) {
       continue;
     }
     if (m.T <= 0) continue;
-    xp[j] = PrepareX(m.x, m.T, *m.w, bufs[j], &xs[j]);
+    if (m.w->bf16_packed)
+      xq[j] = PackedInputs(m.x, m.T, m.w->cols(), m.w->cols(), packed[j]);
+    else
+      xp[j] = PrepareX(m.x, m.T, *m.w, bufs[j], &xs[j]);
     for (int64_t n0 = 0; n0 < m.w->rows(); n0 += kChunk) items.emplace_back(j, n0);
   }
   ParallelFor(
@@ -620,12 +674,18 @@ void MatMulMany(const std::vector<MatMulJob>& jobs) {
         const auto [j, n0] = items[static_cast<size_t>(i)];
         const MatMulJob& m = jobs[j];
         const int64_t N = m.w->rows();
+        if (xq[j]) {
+          PackedBf16Product(xq[j], m.T, m.w->cols(), m.w->bf16_packed, N, n0, std::min(N, n0 + kChunk), m.out + n0,
+                            N, m.accumulate);
+          return;
+        }
         RowsPrepared(xp[j], xs[j], m.T, *m.w, n0, std::min(N, n0 + kChunk), m.out + n0, N, m.accumulate);
       },
       Schedule::kDynamic);
 }
 
 void Gemv(const float* x, const TensorView& w, float* out, bool accumulate) {
+  if (w.bf16_packed) return PackedMatMul(x, 1, w, out, accumulate);
   BatchedGemv(x, 1, w, out, accumulate);
 }
 
@@ -635,6 +695,10 @@ void MatMul(const float* x, int64_t T, const TensorView& w, float* out, bool acc
 
 void MatMul(const float* x, int64_t T, const TensorView& w, float* out, bool accumulate, GemmPrecision precision) {
   const int64_t N = w.rows(), K = w.cols();
+  if (w.bf16_packed) {  // a packed bf16 copy: always its product
+    if (T > 0) PackedMatMul(x, T, w, out, accumulate);
+    return;
+  }
   // Few rows go to the GEMV, in f32; with bf16 products every product is Sgemm's.
   if (T <= kMaxBatchGemv && precision == GemmPrecision::kF32) {
     if (T > 0) BatchedGemv(x, T, w, out, accumulate);

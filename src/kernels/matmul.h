@@ -9,6 +9,9 @@
 // the batch or on the thread count: row t of MatMul(x, T) is bit-identical to MatMul(x + t·K, 1),
 // which is what makes a batched decode step equal to decoding each sequence alone. Larger T
 // (prefill, training) dequantizes 128-row panels of w to f32 and calls BLAS sgemm on them.
+// A view that carries a packed bf16 copy (TensorView::bf16_packed) is multiplied by that copy
+// at every T (PackedBf16Product in kernels/gemm.h): bf16 products whose rows likewise do not
+// depend on T, the batch or the thread count.
 #pragma once
 
 #include <cstdint>

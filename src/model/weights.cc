@@ -7,6 +7,7 @@
 #include <map>
 
 #include "core/file.h"
+#include "kernels/gemm.h"
 
 namespace r1 {
 namespace {
@@ -228,6 +229,63 @@ Status WriteRandomCheckpoint(const ModelConfig& c, const InitOptions& opts, cons
   }
   R1_RETURN_IF_ERROR(writer.Write(dir + "/model.safetensors"));
   return WriteFileAtomic(dir + "/config.json", c.ToJson());
+}
+
+PackedBf16Weights::PackedBf16Weights(const ModelWeights& masters) {
+  views_.embed_tokens = masters.embed_tokens;
+  views_.lm_head = masters.lm_head;
+  views_.norm = masters.norm;
+  views_.layers = masters.layers;
+  views_.mtp = masters.mtp;
+  std::vector<TensorView*> packed;
+  auto mlp = [&](MlpWeights& m) {
+    for (TensorView* v : {&m.gate_proj, &m.up_proj, &m.down_proj}) packed.push_back(v);
+  };
+  packed.push_back(&views_.lm_head);
+  for (LayerWeights& lw : views_.layers) {
+    AttentionWeights& a = lw.attn;
+    for (TensorView* v : {&a.q_a_proj, &a.q_b_proj, &a.q_proj, &a.kv_a_proj_with_mqa, &a.o_proj})
+      if (!v->empty()) packed.push_back(v);
+    if (!lw.is_moe) {
+      mlp(lw.mlp);
+      continue;
+    }
+    for (MlpWeights& e : lw.moe.experts) mlp(e);
+    if (lw.moe.has_shared) mlp(lw.moe.shared_experts);
+  }
+  copies_.resize(packed.size());
+  for (size_t i = 0; i < packed.size(); ++i) {
+    TensorView* v = packed[i];
+    R1_CHECK(v->dtype == DType::kF32 && v->shape.ndim == 2) << "bf16 packing needs f32 matrices";
+    copies_[i].master = *v;
+    copies_[i].words.resize(static_cast<size_t>(kernels::PackedBf16WeightWords(v->rows(), v->cols())));
+    v->bf16_packed = copies_[i].words.data();
+  }
+  Refresh();
+}
+
+std::unique_ptr<ModelWeights> PackedBf16Weights::Views() const {
+  auto w = std::make_unique<ModelWeights>();
+  w->embed_tokens = views_.embed_tokens;
+  w->lm_head = views_.lm_head;
+  w->norm = views_.norm;
+  w->layers = views_.layers;
+  w->mtp = views_.mtp;
+  return w;
+}
+
+void PackedBf16Weights::Refresh() {
+#pragma omp parallel for schedule(dynamic, 1)
+  for (size_t i = 0; i < copies_.size(); ++i) {
+    const TensorView& m = copies_[i].master;
+    kernels::PackBf16Weight(m.f32(), m.rows(), m.cols(), copies_[i].words.data());
+  }
+}
+
+size_t PackedBf16Weights::bytes() const {
+  size_t b = 0;
+  for (const Copy& c : copies_) b += c.words.size() * sizeof(uint32_t);
+  return b;
 }
 
 }  // namespace r1

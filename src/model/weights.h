@@ -85,6 +85,36 @@ struct ModelWeights {
   std::deque<std::vector<uint8_t>> byte_storage;
 };
 
+// bf16 copies of a model's f32 matrices, packed for bf16 products (kernels::PackBf16Weight), and
+// views that multiply by them: the policy `r1 grpo --precision bf16` samples its rollouts from.
+// Packed: the attention projections except kv_b_proj (absorbed attention reads its f32 rows),
+// the dense MLPs, the routed and shared experts and the LM head. The router gates stay f32, as in
+// training's bf16 products (routing decisions in full precision), and so do norms, the
+// correction biases and the embedding, which the views share with the masters.
+class PackedBf16Weights {
+ public:
+  // `masters` (f32 matrices) must outlive this object and the views it hands out.
+  explicit PackedBf16Weights(const ModelWeights& masters);
+  PackedBf16Weights(const PackedBf16Weights&) = delete;
+  PackedBf16Weights& operator=(const PackedBf16Weights&) = delete;
+
+  // Views of every tensor of the masters, the packed matrices carrying their copy.
+  std::unique_ptr<ModelWeights> Views() const;
+  // Repacks every copy from the masters, after they changed (an optimizer step); the views
+  // handed out stay valid.
+  void Refresh();
+  // Bytes of the packed copies.
+  size_t bytes() const;
+
+ private:
+  struct Copy {
+    TensorView master;
+    std::vector<uint32_t> words;
+  };
+  std::vector<Copy> copies_;
+  ModelWeights views_;  // views only: no storage
+};
+
 // Where BindWeights gets each tensor: a view with the spec's shape, or kNotFound.
 using TensorLookup = std::function<Result<TensorView>(const TensorSpec&)>;
 

@@ -136,8 +136,12 @@ Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(co
   auto grads = store.Grads();
   store.ZeroGrad();  // from here on each optimizer step leaves them zero
   std::unique_ptr<ModelWeights> ref_weights = ref ? ref->Weights() : nullptr;
-  // The inference engine on the live weights: rollouts see every update.
-  DeepSeekV3 policy(config, store.Weights());
+  // The inference engine on the live weights: rollouts see every update. With bf16 products it
+  // samples from a packed bf16 copy of the matrices (PackedBf16Weights), repacked after every
+  // optimizer step, as the update's products round them to bf16.
+  std::unique_ptr<PackedBf16Weights> packed;
+  if (opts.precision == kernels::GemmPrecision::kBf16) packed = std::make_unique<PackedBf16Weights>(*weights);
+  DeepSeekV3 policy(config, packed ? packed->Views() : store.Weights());
   train::AdamW opt(&store, train::AdamWConfig{0.9f, 0.95f, 1e-8f, opts.weight_decay, opts.clip});
   // Whether the update's threads each take whole micro-batches (see the update below).
   const bool lanes_fit =
@@ -331,6 +335,7 @@ Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(co
       }
       opt.Step(opts.lr);
       train::UpdateCorrectionBias(&store, loads, opts.bias_update_speed);
+      if (packed) packed->Refresh();
       if (it == 0) {  // report the first pass (ratios are 1 there up to kernel rounding)
         kl_sum = kl_it;
         clipped = clipped_it;

@@ -46,7 +46,8 @@ struct GrpoOptions {
   double bias_update_speed = 0.001, balance_alpha = 0.0001;
   int64_t micro_batch = 16;           // completions per forward/backward
   int64_t max_batch = 64;             // sequences per rollout decode step
-  // The update's products (as train::TrainOptions::precision); the rollout decodes in f32.
+  // The update's products (as train::TrainOptions::precision). With bf16 the rollout samples from
+  // a bf16 copy of the policy's matrices (PackedBf16Weights), refreshed after every optimizer step.
   kernels::GemmPrecision precision = kernels::GemmPrecision::kF32;
   bool quiet = false;
 };

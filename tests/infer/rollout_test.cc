@@ -4,10 +4,14 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "infer/generate.h"
 #include "infer/rollout.h"
+#include "io/safetensors.h"
+#include "model/parameters.h"
 
 namespace r1 {
 namespace {
@@ -171,6 +175,83 @@ TEST(Rollout, ExpertExchangeEqualsEachBatchAloneAndFailsTogether) {
   EXPECT_FALSE(st[1].ok());
   EXPECT_NE(st[1].ToString().find("vocabulary"), std::string::npos) << st[1].ToString();
   for (size_t b = 0; b < shared_caches.size(); ++b) EXPECT_EQ(shared_caches[b].length(), lengths[b]) << "cache " << b;
+}
+
+// A policy on packed bf16 copies of its matrices (PackedBf16Weights, `r1 grpo --precision bf16`):
+// its rollouts give every completion the bits of decoding it alone, split across threads or not;
+// its logits are the f32 model's up to bf16 rounding of the operands, and not the same bits (the
+// copies are what it multiplies by); after the masters change, Refresh makes it exactly a policy
+// packed afresh from them.
+TEST(Rollout, Bf16PolicyMatchesEachSequenceAloneAndFollowsItsMasters) {
+  const std::string dir = std::string(R1_SOURCE_DIR) + "/tests/fixtures/tiny-f32-qlora";
+  auto ck = io::Checkpoint::Open(dir);
+  ASSERT_TRUE(ck.ok()) << ck.status().ToString();
+  auto config = ModelConfig::FromJson((*ck)->config_text(), dir);
+  ASSERT_TRUE(config.ok());
+  auto store = ParameterStore::FromCheckpoint(*config, **ck);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  const auto masters = store->Weights();
+  PackedBf16Weights packed(*masters);
+  EXPECT_GT(packed.bytes(), 0u);
+  const DeepSeekV3 f32(*config, store->Weights()), bf16(*config, packed.Views());
+  const int64_t V = config->vocab_size;
+  const std::vector<int32_t> prompt = {3, 40, 5, 77, 6, 1, 9};
+  const int64_t T = static_cast<int64_t>(prompt.size());
+  auto logits = [&](const DeepSeekV3& m) {
+    std::vector<float> out(static_cast<size_t>(T * V));
+    m.Forward(prompt.data(), T, out.data());
+    return out;
+  };
+  const auto want = logits(f32), got = logits(bf16);
+  double scale = 0, err = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    scale = std::max(scale, std::fabs(static_cast<double>(want[i])));
+    err = std::max(err, std::fabs(static_cast<double>(got[i]) - want[i]));
+  }
+  // Each product's operands are rounded to bf16 (relative error up to 2⁻⁹ each) through two
+  // layers and the head: 1.5 · 2⁻⁹ of the logits' scale here, bound at 4 · 2⁻⁹; f32 rounding is
+  // ~2⁻²³.
+  EXPECT_LT(err, 4 * 0x1p-9 * scale) << "bf16 policy strays from the f32 model";
+  EXPECT_GT(err, 1e-6 * scale) << "the bf16 policy computes the f32 model's bits: its copies are not used";
+
+  std::vector<int32_t> long_prompt(40);
+  for (size_t i = 0; i < long_prompt.size(); ++i) long_prompt[i] = static_cast<int32_t>((i * 37 + 11) % 128);
+  const std::vector<std::vector<int32_t>> prompts = {{5, 9, 13}, {42}, long_prompt};
+  RolloutOptions ro;
+  ro.group = 16;  // 48 sequences
+  ro.max_new_tokens = 8;
+  ro.seed = 9;
+  ro.split = RolloutOptions::Split::kProducts;
+  ro.max_batch = 1;
+  auto alone = SampleCompletions(bf16, prompts, ro);
+  ASSERT_TRUE(alone.ok()) << alone.status().ToString();
+  const int saved = omp_get_max_threads();
+  for (int threads : {2, 1}) {
+    omp_set_num_threads(threads);
+    for (auto [split, max_batch] : {std::pair{RolloutOptions::Split::kSequences, int64_t{64}},
+                                    std::pair{RolloutOptions::Split::kProducts, int64_t{16}}}) {
+      ro.split = split;
+      ro.max_batch = max_batch;
+      auto comps = SampleCompletions(bf16, prompts, ro);
+      ASSERT_TRUE(comps.ok()) << comps.status().ToString();
+      ASSERT_EQ(comps->size(), alone->size());
+      for (size_t i = 0; i < comps->size(); ++i) {
+        EXPECT_EQ((*comps)[i].ids, (*alone)[i].ids) << "completion " << i << ", " << threads << " threads";
+        EXPECT_EQ((*comps)[i].logprobs, (*alone)[i].logprobs) << "completion " << i << ", " << threads << " threads";
+      }
+    }
+  }
+  omp_set_num_threads(saved);
+
+  // An optimizer step's worth of change to the masters, then Refresh.
+  Rng rng(1);
+  for (Parameter& p : store->params())
+    for (float& v : p.value) v += 0.01f * static_cast<float>(rng.Normal());
+  packed.Refresh();
+  const auto refreshed = logits(bf16);
+  PackedBf16Weights fresh(*masters);
+  EXPECT_EQ(refreshed, logits(DeepSeekV3(*config, fresh.Views())));
+  EXPECT_NE(refreshed, got);
 }
 
 TEST(Rollout, DecodeSplitFollowsTheCache) {

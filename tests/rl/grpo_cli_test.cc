@@ -82,6 +82,17 @@ TEST(GrpoCli, StepsMetricsCheckpointAndEval) {
     ASSERT_EQ(r.code, 0) << r.err;
   }
   EXPECT_EQ(ReadFileToString(d + "/t2a/model.safetensors").value(), ReadFileToString(d + "/t2b/model.safetensors").value());
+  // Mixed precision: the update's products in bf16 and rollouts sampled from a packed bf16 copy of
+  // the policy, repacked after every optimizer step. Deterministic too, and not the f32 run.
+  for (const char* out : {"/b2a", "/b2b"}) {
+    r = R1("grpo --init " + d + "/base " + task + " --out " + d + out + " --steps 2 --prompts-per-step 2 --group 4 " +
+           "--max-new-tokens 8 --lr 1e-3 --micro-batch 2 --threads 2 --precision bf16");
+    ASSERT_EQ(r.code, 0) << r.err;
+  }
+  const std::string b2a = ReadFileToString(d + "/b2a/model.safetensors").value();
+  EXPECT_EQ(b2a, ReadFileToString(d + "/b2b/model.safetensors").value());
+  EXPECT_NE(b2a, ReadFileToString(d + "/t2a/model.safetensors").value());
+  EXPECT_EQ(json::parse(ReadFileToString(d + "/b2a/trainer_state.json").value())["precision"], "bf16");
   EXPECT_EQ(R1("grpo --init " + d + "/base " + task + " --out " + d + "/x --steps 1 --lr 1e-3 --loss bogus").code, 2);
   EXPECT_EQ(R1("grpo --init " + d + "/base --task nosuch --out " + d + "/x --steps 1 --lr 1e-3").code, 1);
 
