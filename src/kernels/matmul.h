@@ -39,7 +39,8 @@ void GemvRows(const float* x, const TensorView& w, int64_t row_begin, int64_t ro
 
 // The same for T <= kMaxBatchGemv inputs, input t at x + t·x_stride, streaming the rows once:
 //   out[t·ldo + (n − row_begin)] (=|+=) Σ_k x_t[k]·w[n,k],  n in [row_begin, row_end).
-// Each result is bit-identical to GemvRows on that input alone.
+// Each result is bit-identical to GemvRows on that input alone. For a view with a packed bf16
+// copy, row_begin is a multiple of kPackedBf16Columns (its panels' width).
 void GemvRowsBatch(const float* x, int64_t T, int64_t x_stride, const TensorView& w, int64_t row_begin,
                    int64_t row_end, float* out, int64_t ldo, bool accumulate);
 
