@@ -21,8 +21,9 @@ printed), so a residual length difference does not count for either side.
 
 Precision: f32 by default. `--precision bf16` runs `r1 grpo --precision bf16` (the update's matrix products with
 operands rounded to bf16 and f32 accumulation; weights, AdamW, norms, softmax, losses in f32; r1's rollout samples
-from a bf16 copy of the policy's matrices, repacked after each optimizer step) against `grpo_ref.py --precision bf16` (the rollout's and the update's forwards under PyTorch's CPU autocast
-to bf16; its docstring says which ops that covers).
+from a bf16 copy of the policy's matrices, repacked after each step's update) against `grpo_ref.py --precision
+bf16` (the rollout's and the update's forwards under PyTorch's CPU autocast to bf16; its docstring says which ops
+that covers).
 
 Runs alternate r1, PyTorch, r1, PyTorch, ... (`--rounds`); each run's first step is a warm-up, and figures are
 medians over the remaining steps of all rounds. r1 runs with OMP_WAIT_POLICY unset (it sets its own spin policy).

@@ -265,13 +265,7 @@ PackedBf16Weights::PackedBf16Weights(const ModelWeights& masters) {
 }
 
 std::unique_ptr<ModelWeights> PackedBf16Weights::Views() const {
-  auto w = std::make_unique<ModelWeights>();
-  w->embed_tokens = views_.embed_tokens;
-  w->lm_head = views_.lm_head;
-  w->norm = views_.norm;
-  w->layers = views_.layers;
-  w->mtp = views_.mtp;
-  return w;
+  return std::make_unique<ModelWeights>(views_);  // views_ owns no storage: a copy of views only
 }
 
 void PackedBf16Weights::Refresh() {

@@ -137,8 +137,8 @@ Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(co
   store.ZeroGrad();  // from here on each optimizer step leaves them zero
   std::unique_ptr<ModelWeights> ref_weights = ref ? ref->Weights() : nullptr;
   // The inference engine on the live weights: rollouts see every update. With bf16 products it
-  // samples from a packed bf16 copy of the matrices (PackedBf16Weights), repacked after every
-  // optimizer step, as the update's products round them to bf16.
+  // samples from a packed bf16 copy of the matrices (PackedBf16Weights), repacked once a step after
+  // its optimizer steps, as the update's products round them to bf16.
   std::unique_ptr<PackedBf16Weights> packed;
   if (opts.precision == kernels::GemmPrecision::kBf16) packed = std::make_unique<PackedBf16Weights>(*weights);
   DeepSeekV3 policy(config, packed ? packed->Views() : store.Weights());
@@ -335,7 +335,6 @@ Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(co
       }
       opt.Step(opts.lr);
       train::UpdateCorrectionBias(&store, loads, opts.bias_update_speed);
-      if (packed) packed->Refresh();
       if (it == 0) {  // report the first pass (ratios are 1 there up to kernel rounding)
         kl_sum = kl_it;
         clipped = clipped_it;
@@ -344,6 +343,7 @@ Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(co
         counted = completion_tokens;
       }
     }
+    if (packed) packed->Refresh();  // the next rollout samples from the weights these steps left
     if (ref && opts.ref_refresh > 0 && (step + 1) % opts.ref_refresh == 0)
       for (size_t i = 0; i < store.params().size(); ++i) ref->params()[i].value = store.params()[i].value;
     const double t_upd = t_update.Seconds();

@@ -83,7 +83,7 @@ TEST(GrpoCli, StepsMetricsCheckpointAndEval) {
   }
   EXPECT_EQ(ReadFileToString(d + "/t2a/model.safetensors").value(), ReadFileToString(d + "/t2b/model.safetensors").value());
   // Mixed precision: the update's products in bf16 and rollouts sampled from a packed bf16 copy of
-  // the policy, repacked after every optimizer step. Deterministic too, and not the f32 run.
+  // the policy, repacked after each step's updates. Deterministic too, and not the f32 run.
   for (const char* out : {"/b2a", "/b2b"}) {
     r = R1("grpo --init " + d + "/base " + task + " --out " + d + out + " --steps 2 --prompts-per-step 2 --group 4 " +
            "--max-new-tokens 8 --lr 1e-3 --micro-batch 2 --threads 2 --precision bf16");
