@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "core/dtype.h"
@@ -119,11 +120,10 @@ TEST(File, LoadIntoMemoryAcrossHugePages) {
   std::remove(path.c_str());
 }
 
-// ParallelFor visits every index once; it opens a region only when asked to and when one could
-// use more than one thread — never inside a region, where it runs on the calling thread.
 TEST(Memory, ScratchVectorStartsOnACacheLine) {
-  // The GEMV kernels read an f32 input in place only when it starts on a 64-byte line.
-  for (size_t n : {1, 3, 16, 17, 1000, 100000}) {
+  // The GEMV kernels read an f32 input in place only when it starts on a 64-byte line. Sizes on
+  // both sides of the per-thread cache's largest block (4 MiB: 2^20 floats).
+  for (size_t n : {1, 3, 16, 17, 1000, 100000, (1 << 20) - 1, 1 << 20, (1 << 20) + 1}) {
     ScratchVector<float> v(n);
     EXPECT_EQ(reinterpret_cast<uintptr_t>(v.data()) % 64, 0u) << n;
     v.resize(3 * n + 5);  // regrowth keeps the alignment
@@ -138,6 +138,58 @@ TEST(Memory, ScratchVectorStartsOnACacheLine) {
   for (int32_t x : k) ASSERT_EQ(x, 5);
 }
 
+// Freed scratch blocks come back to the same thread's next allocation of their size class, up to
+// the cache's limits; bigger blocks and blocks past the limit go back to the C allocator.
+TEST(Memory, ScratchCacheReusesAThreadsFreedBlocks) {
+  if (!ScratchCache::Enabled()) GTEST_SKIP() << "no cache under AddressSanitizer";
+  std::thread([] {  // a fresh thread: an empty cache
+    EXPECT_EQ(ScratchCache::CachedBytes(), 0u);
+    void* a = ScratchCache::Allocate(1000);  // class 1024
+    ScratchCache::Deallocate(a, 1000);
+    EXPECT_EQ(ScratchCache::CachedBytes(), 1024u);
+    void* b = ScratchCache::Allocate(513);  // the same class: the same block
+    EXPECT_EQ(b, a);
+    EXPECT_EQ(ScratchCache::CachedBytes(), 0u);
+    void* c = ScratchCache::Allocate(1025);  // the next class: a new block
+    EXPECT_NE(c, a);
+    ScratchCache::Deallocate(b, 513);
+    ScratchCache::Deallocate(c, 1025);
+    EXPECT_EQ(ScratchCache::CachedBytes(), 1024u + 2048u);
+    // Above the largest cached block: straight back to the C allocator.
+    void* big = ScratchCache::Allocate(ScratchCache::kMaxBlockBytes + 1);
+    ScratchCache::Deallocate(big, ScratchCache::kMaxBlockBytes + 1);
+    EXPECT_EQ(ScratchCache::CachedBytes(), 1024u + 2048u);
+    // The cache never holds more than its limit.
+    std::vector<void*> held;
+    for (size_t total = 0; total < 2 * ScratchCache::kMaxCachedBytes; total += ScratchCache::kMaxBlockBytes)
+      held.push_back(ScratchCache::Allocate(ScratchCache::kMaxBlockBytes));
+    for (void* p : held) ScratchCache::Deallocate(p, ScratchCache::kMaxBlockBytes);
+    EXPECT_LE(ScratchCache::CachedBytes(), ScratchCache::kMaxCachedBytes);
+    EXPECT_GT(ScratchCache::CachedBytes(), ScratchCache::kMaxCachedBytes / 2);
+  })
+      .join();
+}
+
+// A block allocated on one thread and freed on another joins the freeing thread's cache; a
+// thread_local scratch vector that outlives its thread's cache still frees its storage.
+TEST(Memory, ScratchCacheAcrossThreads) {
+  ScratchVector<float>* moved = nullptr;
+  std::thread([&] {
+    static thread_local ScratchVector<float> outlives;  // constructed before this thread's cache
+    moved = new ScratchVector<float>(5000);
+    outlives.resize(3000);
+  }).join();
+  std::thread([&] {
+    const size_t before = ScratchCache::CachedBytes(), cached = ScratchCache::Enabled() ? 32768 : 0;
+    delete moved;
+    EXPECT_EQ(ScratchCache::CachedBytes(), before + cached);
+    ScratchVector<float> again(6000);  // the same size class: the block freed above
+    EXPECT_EQ(ScratchCache::CachedBytes(), before);
+  }).join();
+}
+
+// ParallelFor visits every index once; it opens a region only when asked to and when one could
+// use more than one thread — never inside a region, where it runs on the calling thread.
 TEST(Threads, ParallelForOpensRegionsOnlyWhereTheyHelp) {
   const int saved = omp_get_max_threads();
   omp_set_num_threads(2);
