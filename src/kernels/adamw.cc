@@ -1,12 +1,11 @@
 #include "kernels/adamw.h"
 
-#include <immintrin.h>
-
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "core/threads.h"
+#include "kernels/simd.h"
 
 namespace r1::kernels {
 namespace {

@@ -1,16 +1,10 @@
 #include "kernels/bandwidth.h"
 
-#include <immintrin.h>
-
 #include <algorithm>
 #include <vector>
 
 #include "core/log.h"
-
-// GCC 12 bug 105593: see matmul.cc.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+#include "kernels/simd.h"
 
 namespace r1::kernels {
 

@@ -11,7 +11,6 @@
 // Every element of C is the same sum whatever the blocking of rows and columns around it (k
 // blocks start at 0 and have a fixed size), so bands of C on different threads give the bits of
 // the whole product.
-#include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
@@ -22,12 +21,7 @@
 #include "core/dtype.h"
 #include "core/memory.h"
 #include "kernels/gemm.h"
-
-// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized at every inlined use (GCC bug 105593).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
+#include "kernels/simd.h"
 
 namespace r1::kernels {
 namespace {

@@ -1,6 +1,5 @@
 #include "kernels/matmul.h"
 
-#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -11,14 +10,7 @@
 
 #include "core/threads.h"
 #include "kernels/gemm.h"
-
-// GCC 12's AVX-512 headers initialize their "undefined" vectors from themselves, which
-// -Wmaybe-uninitialized / -Wuninitialized report at every inlined use (GCC bug 105593); the code
-// is fine.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
+#include "kernels/simd.h"
 
 namespace r1::kernels {
 namespace {

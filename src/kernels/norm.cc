@@ -1,17 +1,10 @@
 #include "kernels/norm.h"
 
-#include <immintrin.h>
-
 #include <algorithm>
 #include <cmath>
 
 #include "core/threads.h"
-
-// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own "undefined" vectors (GCC bug
-// 105593; see matmul.cc).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+#include "kernels/simd.h"
 
 namespace r1::kernels {
 namespace {

@@ -128,6 +128,37 @@ TEST(Attention, LatentMatchesReference) {
   }
 }
 
+// One query token (a decode step) at the widths of the released model's cache (R = 512, Dr = 64),
+// of the GRPO benchmark's (64, 16) and odd ones, against keys it sees all of, all but later
+// positions, or every other one.
+TEST(Attention, LatentOneQueryMatchesReference) {
+  Rng rng(12);
+  struct Shape {
+    int64_t S, H, R, Dr;
+  };
+  for (const Shape& sh : {Shape{75, 4, 64, 16}, Shape{9, 3, 24, 8}, Shape{33, 2, 512, 64}, Shape{1, 4, 64, 16}}) {
+    const int64_t S = sh.S, H = sh.H, R = sh.R, Dr = sh.Dr;
+    const float scale = 0.1f;
+    std::vector<int32_t> k_doc(static_cast<size_t>(S)), q_doc = {0};
+    for (int64_t s = 0; s < S; ++s) k_doc[static_cast<size_t>(s)] = static_cast<int32_t>(s % 2);
+    const std::vector<int32_t> last = {static_cast<int32_t>(S - 1)}, middle = {static_cast<int32_t>(S / 2)};
+    const AttentionMask masks[] = {{last.data(), nullptr, nullptr, nullptr},
+                                   {middle.data(), nullptr, nullptr, nullptr},
+                                   {last.data(), nullptr, q_doc.data(), k_doc.data()}};
+    for (const AttentionMask& mask : masks) {
+      const auto q_lat = RandomVec(rng, H * R, 0.3), q_pe = RandomVec(rng, H * Dr);
+      const auto c = RandomVec(rng, S * R), kpe = RandomVec(rng, S * Dr);
+      std::vector<double> a = testing::ToDouble(q_lat), b = testing::ToDouble(q_pe), cd = testing::ToDouble(c),
+                          kd = testing::ToDouble(kpe), ref(H * R);
+      ref::AttentionLatent<double>(a.data(), b.data(), cd.data(), kd.data(), 1, S, H, R, Dr, scale, mask, ref.data());
+      std::vector<float> o(H * R);
+      AttentionLatent(q_lat.data(), q_pe.data(), c.data(), kpe.data(), 1, S, H, R, Dr, scale, mask, o.data());
+      ExpectClose(o.data(), ref.data(), nullptr, H * R, 0.0, 1e-5 * MaxAbs(c),
+                  "AttentionLatent one query, S " + std::to_string(S) + ", R " + std::to_string(R));
+    }
+  }
+}
+
 // Spec §3.3: with q_lat[h] = W_UK[h]ᵀ·q_nope[h] and o[h] = W_UV[h]·o_lat[h], the absorbed form
 // equals naive attention with k = [W_UK[h]·c ; kpe], v = W_UV[h]·c, q = [q_nope ; q_pe].
 TEST(Attention, AbsorbedEqualsNaive) {
