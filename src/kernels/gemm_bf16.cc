@@ -68,6 +68,32 @@ inline __m512i RowPairWords(const float* x, int64_t n) {
   return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
 
+// w[q] lane j = the old w[j] lane q: unpacks of 32- and 64-bit elements within 128-bit lanes,
+// then a 4 x 4 transpose of the 128-bit lanes of each set of four vectors.
+inline void Transpose16(__m512i w[16]) {
+  __m512i a[16], t[16];
+  for (int i = 0; i < 16; i += 2) {
+    a[i] = _mm512_unpacklo_epi32(w[i], w[i + 1]);
+    a[i + 1] = _mm512_unpackhi_epi32(w[i], w[i + 1]);
+  }
+  // t[4i + k], 128-bit lane L: rows 4i..4i+3 of element 4L + k
+  for (int i = 0; i < 16; i += 4) {
+    t[i] = _mm512_unpacklo_epi64(a[i], a[i + 2]);
+    t[i + 1] = _mm512_unpackhi_epi64(a[i], a[i + 2]);
+    t[i + 2] = _mm512_unpacklo_epi64(a[i + 1], a[i + 3]);
+    t[i + 3] = _mm512_unpackhi_epi64(a[i + 1], a[i + 3]);
+  }
+  for (int k = 0; k < 4; ++k) {
+    const __m512i c0 = _mm512_shuffle_i32x4(t[k], t[4 + k], 0x44), c1 = _mm512_shuffle_i32x4(t[k], t[4 + k], 0xEE);
+    const __m512i c2 = _mm512_shuffle_i32x4(t[8 + k], t[12 + k], 0x44),
+                  c3 = _mm512_shuffle_i32x4(t[8 + k], t[12 + k], 0xEE);
+    w[k] = _mm512_shuffle_i32x4(c0, c2, 0x88);
+    w[4 + k] = _mm512_shuffle_i32x4(c0, c2, 0xDD);
+    w[8 + k] = _mm512_shuffle_i32x4(c1, c3, 0x88);
+    w[12 + k] = _mm512_shuffle_i32x4(c1, c3, 0xDD);
+  }
+}
+
 inline __mmask16 FirstLanes(int64_t n) {
   return n >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << std::max<int64_t>(n, 0)) - 1);
 }
@@ -115,6 +141,36 @@ void PackB(bool tb, const float* b, int64_t ldb, int64_t k0, int64_t kc, int64_t
     return;
   }
   // op(B)(k, j) = b[j·ldb + k]: each column's k run is contiguous
+#if defined(__AVX512F__)
+  // 16 columns at a time: each column's next 32 k give 16 pair words (one vector per column), and
+  // a 16 x 16 transpose turns them into 16 pairs' runs of 16 columns, stored whole. One column at
+  // a time with a store per word packed at ~0.33 ns a float on a Zen 4 core (hot); this at ~0.1.
+  for (int64_t jp = 0; jp < nc; jp += kNr) {
+    uint32_t* panel = out + jp / kNr * pairs * kNr;
+    for (int64_t h = 0; h < kNr; h += 16) {
+      const int64_t cols = std::clamp<int64_t>(nc - jp - h, 0, 16);
+      const float* col0 = b + (j0 + jp + h) * ldb + k0;
+      for (int64_t p0 = 0; p0 < pairs; p0 += 16) {
+        __m512i w[16];
+        for (int64_t j = 0; j < 16; ++j) {
+          if (j >= cols) {
+            w[j] = _mm512_setzero_si512();
+            continue;
+          }
+          const float* x = col0 + j * ldb + 2 * p0;
+          if (2 * p0 + 64 < kc) {
+            __builtin_prefetch(x + 64);
+            __builtin_prefetch(x + 80);
+          }
+          w[j] = RowPairWords(x, kc - 2 * p0);
+        }
+        Transpose16(w);
+        const int64_t n = std::min<int64_t>(16, pairs - p0);
+        for (int64_t q = 0; q < n; ++q) _mm512_storeu_si512(panel + (p0 + q) * kNr + h, w[q]);
+      }
+    }
+  }
+#else
   for (int64_t jp = 0; jp < nc; jp += kNr) {
     uint32_t* panel = out + jp / kNr * pairs * kNr;
     const int64_t cols = std::min<int64_t>(kNr, nc - jp);
@@ -125,19 +181,11 @@ void PackB(bool tb, const float* b, int64_t ldb, int64_t k0, int64_t kc, int64_t
       }
       const float* col = b + (j0 + jp + j) * ldb + k0;
       if (jp + j + 2 < nc) PrefetchRun(col + 2 * ldb, kc);
-#if defined(__AVX512F__)
-      alignas(64) uint32_t words[16];
-      for (int64_t p0 = 0; p0 < pairs; p0 += 16) {
-        _mm512_store_si512(words, RowPairWords(col + 2 * p0, kc - 2 * p0));
-        const int64_t n = std::min<int64_t>(16, pairs - p0);
-        for (int64_t q = 0; q < n; ++q) panel[(p0 + q) * kNr + j] = words[q];
-      }
-#else
       for (int64_t p = 0; p < pairs; ++p)
         panel[p * kNr + j] = PairWord(col[2 * p], 2 * p + 1 < kc ? col[2 * p + 1] : 0.0f);
-#endif
     }
   }
+#endif
 }
 
 // op(A) rows [i0, i0 + mc) × k [k0, k0 + kc) into 12-row panels. Row-major layout (op(A) = A, its
