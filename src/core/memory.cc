@@ -66,13 +66,17 @@ Cache::~Cache() {
   cache_gone = true;
 }
 
+// Blocks the cache does not take are allocated at their exact size (under AddressSanitizer, so
+// that it still sees an overrun past the end of a vector).
+bool Uncached(size_t bytes) { return !kCache || bytes > kMaxBlockBytes; }
+
 }  // namespace
 
 void* Allocate(size_t bytes) {
-  if (bytes > kMaxBlockBytes) return ::operator new(bytes, kAlign);
+  if (Uncached(bytes)) return ::operator new(bytes, kAlign);
   const int c = ClassOf(bytes);
   const size_t size = size_t{1} << (kMinShift + c);
-  if (kCache && !cache_gone) {
+  if (!cache_gone) {
     Cache& k = cache;
     if (k.count[c] > 0) {
       k.bytes -= size;
@@ -84,13 +88,13 @@ void* Allocate(size_t bytes) {
 
 void Deallocate(void* p, size_t bytes) noexcept {
   if (p == nullptr) return;
-  if (bytes > kMaxBlockBytes) {
+  if (Uncached(bytes)) {
     ::operator delete(p, bytes, kAlign);
     return;
   }
   const int c = ClassOf(bytes);
   const size_t size = size_t{1} << (kMinShift + c);
-  if (kCache && !cache_gone) {
+  if (!cache_gone) {
     Cache& k = cache;
     if (k.count[c] < kSlots && k.bytes + size <= kMaxCachedBytes) {
       k.blocks[c][k.count[c]++] = p;

@@ -67,8 +67,8 @@ using ScratchVector = std::vector<T, ScratchAllocator<T>>;
 // the threads went to sleep on that lock ~1,000 times per GRPO step. The cache stops at 256 KiB:
 // a training step's activation buffers (megabytes each, few allocations) stay with malloc, which
 // does not round their sizes up (with a 4 MiB limit, moe-small's bf16 training peaked 470 MB higher).
-// Under AddressSanitizer every block goes straight to the C allocator, so that a use after free is
-// still caught.
+// Under AddressSanitizer every block goes straight to the C allocator at its exact size, so that a
+// use after free or an overrun past a vector's end is still caught.
 namespace ScratchCache {
 inline constexpr size_t kMaxBlockBytes = size_t{256} << 10;
 inline constexpr size_t kMaxCachedBytes = size_t{8} << 20;
