@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/memory.h"
 #include "core/threads.h"
 #include "kernels/gemm.h"
 #include "kernels/simd.h"
@@ -478,7 +479,7 @@ bool LineAligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % 64 == 
 // every input vector once per row group, so the inputs start on 64-byte lines: a load that
 // straddles two lines costs two load slots (the batched f32/bf16 kernels ran ~1.4x slower on
 // inputs 16 bytes off a line).
-const float* PrepareX(const float* x, int64_t T, const TensorView& w, std::vector<float>& buf, int64_t* xs,
+const float* PrepareX(const float* x, int64_t T, const TensorView& w, ScratchVector<float>& buf, int64_t* xs,
                       int64_t x_stride = 0) {
   const int64_t K = w.cols();
   if (x_stride == 0) x_stride = K;
@@ -490,9 +491,13 @@ const float* PrepareX(const float* x, int64_t T, const TensorView& w, std::vecto
   for (int64_t t = 0; t < T; ++t) {
     const float* xt = x + t * x_stride;
     float* dst = base + t * *xs;
+    // buf is not zeroed when it grows: every word up to *xs is written (the row kernels read them).
     if (w.dtype == DType::kBF16) PrepareXBf16(xt, K, dst);
     else if (w.dtype == DType::kF8E4M3) PrepareXFp8(xt, K, dst);
-    else std::copy_n(xt, K, dst);
+    else {
+      std::copy_n(xt, K, dst);
+      std::fill(dst + K, dst + *xs, 0.0f);
+    }
   }
   return base;
 }
@@ -500,7 +505,7 @@ const float* PrepareX(const float* x, int64_t T, const TensorView& w, std::vecto
 #else  // portable scalar fallback (builds without AVX-512 VBMI)
 
 int64_t PreparedLength(const TensorView& w) { return w.cols(); }
-const float* PrepareX(const float* x, int64_t T, const TensorView& w, std::vector<float>& buf, int64_t* xs,
+const float* PrepareX(const float* x, int64_t T, const TensorView& w, ScratchVector<float>& buf, int64_t* xs,
                       int64_t x_stride = 0) {
   const int64_t K = w.cols();
   *xs = K;
@@ -551,7 +556,7 @@ void RowsPrepared(const float* xp, int64_t xs, int64_t T, const TensorView& w, i
 // when the product is big enough to be worth waking the team.
 void BatchedGemv(const float* x, int64_t T, const TensorView& w, float* out, bool accumulate) {
   const int64_t N = w.rows();
-  thread_local std::vector<float> buf;
+  thread_local ScratchVector<float> buf;
   int64_t xs = 0;
   const float* xp = PrepareX(x, T, w, buf, &xs);
   const bool parallel =
@@ -580,7 +585,7 @@ constexpr int64_t kPackedColumns = 128;
 static_assert(kPackedColumns % kPackedBf16Columns == 0);
 
 // x's T rows (row t at x + t·ldx) packed into buf.
-const uint32_t* PackedInputs(const float* x, int64_t T, int64_t ldx, int64_t K, std::vector<uint32_t>& buf) {
+const uint32_t* PackedInputs(const float* x, int64_t T, int64_t ldx, int64_t K, ScratchVector<uint32_t>& buf) {
   buf.resize(static_cast<size_t>(PackedBf16RowsWords(T, K)));
   PackBf16Rows(x, T, ldx, K, buf.data());
   return buf.data();
@@ -590,7 +595,7 @@ void PackedMatMul(const float* x, int64_t T, const TensorView& w, float* out, bo
   const int64_t N = w.rows(), K = w.cols();
   const int64_t row_blocks = (T + kPackedRowBlock - 1) / kPackedRowBlock;
   const int64_t col_chunks = (N + kPackedColumns - 1) / kPackedColumns;
-  thread_local std::vector<std::vector<uint32_t>> bufs;
+  thread_local std::vector<ScratchVector<uint32_t>> bufs;
   if (static_cast<int64_t>(bufs.size()) < row_blocks) bufs.resize(static_cast<size_t>(row_blocks));
   std::vector<const uint32_t*> xp(static_cast<size_t>(row_blocks));
   for (int64_t b = 0; b < row_blocks; ++b) {
@@ -623,13 +628,13 @@ void GemvRows(const float* x, const TensorView& w, int64_t row_begin, int64_t ro
 void GemvRowsBatch(const float* x, int64_t T, int64_t x_stride, const TensorView& w, int64_t row_begin,
                    int64_t row_end, float* out, int64_t ldo, bool accumulate) {
   if (w.bf16_packed) {
-    thread_local std::vector<uint32_t> packed;
+    thread_local ScratchVector<uint32_t> packed;
     const int64_t K = w.cols();
     PackedBf16Product(PackedInputs(x, T, x_stride == 0 ? K : x_stride, K, packed), T, K, w.bf16_packed, w.rows(),
                       row_begin, row_end, out, ldo, accumulate);
     return;
   }
-  thread_local std::vector<float> buf;
+  thread_local ScratchVector<float> buf;
   int64_t xs = 0;
   const float* xp = PrepareX(x, T, w, buf, &xs, x_stride);
   RowsPrepared(xp, xs, T, w, row_begin, row_end, out, ldo, accumulate);
@@ -641,8 +646,8 @@ void MatMulMany(const std::vector<MatMulJob>& jobs) {
   // dozens of items. 128 against 32: moe-small bench_serve 4 / 16 streams +8 % / +4 % (A B, 6
   // rounds).
   constexpr int64_t kChunk = 128;
-  std::vector<std::vector<float>> bufs(jobs.size());
-  std::vector<std::vector<uint32_t>> packed(jobs.size());  // inputs of products by packed bf16 weights
+  std::vector<ScratchVector<float>> bufs(jobs.size());
+  std::vector<ScratchVector<uint32_t>> packed(jobs.size());  // inputs of products by packed bf16 weights
   std::vector<const float*> xp(jobs.size());
   std::vector<const uint32_t*> xq(jobs.size());
   std::vector<int64_t> xs(jobs.size());
