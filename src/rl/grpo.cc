@@ -137,11 +137,15 @@ Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(co
   store.ZeroGrad();  // from here on each optimizer step leaves them zero
   std::unique_ptr<ModelWeights> ref_weights = ref ? ref->Weights() : nullptr;
   // The inference engine on the live weights: rollouts see every update. With bf16 products it
-  // samples from a packed bf16 copy of the matrices (PackedBf16Weights), repacked once a step after
-  // its optimizer steps, as the update's products round them to bf16.
+  // samples from a packed bf16 copy of the matrices (PackedBf16Weights), repacked after every
+  // optimizer step, as the update's products round them to bf16. The update's forward multiplies
+  // by the same copy (`update_weights`): the same bits as packing every weight afresh for each
+  // micro-batch's forward.
   std::unique_ptr<PackedBf16Weights> packed;
   if (opts.precision == kernels::GemmPrecision::kBf16) packed = std::make_unique<PackedBf16Weights>(*weights);
   DeepSeekV3 policy(config, packed ? packed->Views() : store.Weights());
+  const std::unique_ptr<ModelWeights> packed_views = packed ? packed->Views() : nullptr;
+  const ModelWeights& update_weights = packed_views ? *packed_views : *weights;
   train::AdamW opt(&store, train::AdamWConfig{0.9f, 0.95f, 1e-8f, opts.weight_decay, opts.clip});
   // Whether the update's threads each take whole micro-batches (see the update below).
   const bool lanes_fit =
@@ -315,7 +319,7 @@ Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(co
           return loss;
         };
         ModelWeights* g = lane == 0 ? grads.get() : grad_copies[static_cast<size_t>(lane - 1)].views.get();
-        const LossReport rep = TrainForwardBackward(config, *weights, g, mb.batch, lo);
+        const LossReport rep = TrainForwardBackward(config, update_weights, g, mb.batch, lo);
         mt.entropy = rep.entropy * static_cast<double>(rep.main_tokens);
         mt.loss = rep.main;
         mt.loads = rep.expert_load;
@@ -334,6 +338,8 @@ Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(co
             for (size_t e = 0; e < loads[l].size(); ++e) loads[l][e] += mt.loads[l][e];
       }
       opt.Step(opts.lr);
+      // The next optimizer step's forward, or the next rollout, multiplies by the copy.
+      if (packed) packed->Refresh();
       train::UpdateCorrectionBias(&store, loads, opts.bias_update_speed);
       if (it == 0) {  // report the first pass (ratios are 1 there up to kernel rounding)
         kl_sum = kl_it;
@@ -343,7 +349,6 @@ Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(co
         counted = completion_tokens;
       }
     }
-    if (packed) packed->Refresh();  // the next rollout samples from the weights these steps left
     if (ref && opts.ref_refresh > 0 && (step + 1) % opts.ref_refresh == 0)
       for (size_t i = 0; i < store.params().size(); ++i) ref->params()[i].value = store.params()[i].value;
     const double t_upd = t_update.Seconds();

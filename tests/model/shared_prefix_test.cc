@@ -8,8 +8,10 @@
 #include <random>
 
 #include "common/tiny_config.h"
+#include "kernels/gemm.h"
 #include "model/parameters.h"
 #include "model/train_graph.h"
+#include "model/weights.h"
 
 namespace r1 {
 namespace {
@@ -182,6 +184,52 @@ TEST_P(SharedPrefixTest, TokenObjectiveMatchesRowPerSequenceWithUnequalLengths) 
   EXPECT_NEAR(ra.main, rb.main, 1e-5 * std::fabs(ra.main));
   EXPECT_NEAR(ra.entropy, rb.entropy, 1e-5 * ra.entropy);
   ExpectSameGradients(store, want);
+}
+
+// `r1 grpo --precision bf16`'s update multiplies its forward by the rollout's packed bf16 copies
+// (PackedBf16Weights): the same bits, loss and gradients, as packing each weight per product. 8
+// groups of 6 completions make a row of 248 tokens: two of PackedMatMul's 144-row blocks.
+TEST_P(SharedPrefixTest, Bf16ForwardOnPackedCopiesGivesTheSameBits) {
+  const ModelConfig c = Config(GetParam());
+  std::vector<std::vector<int64_t>> lengths(8, std::vector<int64_t>{3, 7, 1, 5, 6, 4});
+  const auto groups = MakeGroups(lengths, 6, c.vocab_size);
+  std::vector<int64_t> first;
+  const TrainBatch b = SharedPrefixes(groups, &first);
+  ASSERT_GT(b.T, 144);
+  ParameterStore store = ParameterStore::Random(c, 7, 0.3);
+  auto masters = store.Weights();
+  PackedBf16Weights packed(*masters);
+  auto views = packed.Views();
+  ASSERT_NE(views->lm_head.bf16_packed, nullptr);
+  auto g = store.Grads();
+  kernels::ScopedGemmPrecision bf16(kernels::GemmPrecision::kBf16);
+  auto run = [&](const ModelWeights &w, std::vector<float> *logps) {
+    LossOptions lo;
+    lo.balance_alpha = 0.3;
+    lo.token_objective = [&](const float *logp, float *coef) {
+      logps->assign(logp, logp + b.T);
+      double loss = 0;
+      for (int64_t t = 0; t < b.T; ++t)
+        if (b.targets[t] >= 0) {
+          const double weight = 0.01 * static_cast<double>(t % 7) - 0.03;
+          loss -= weight * logp[t];
+          coef[t] = static_cast<float>(-weight);
+        }
+      return loss;
+    };
+    store.ZeroGrad();
+    return TrainForwardBackward(c, w, g.get(), b, lo);
+  };
+  std::vector<float> la, lb;
+  const LossReport ra = run(*masters, &la);
+  std::vector<std::vector<float>> want;
+  for (const Parameter &p : store.params()) want.push_back(p.grad);
+  const LossReport rb = run(*views, &lb);
+  EXPECT_EQ(ra.main, rb.main);
+  EXPECT_EQ(ra.balance, rb.balance);
+  EXPECT_EQ(la, lb);
+  for (size_t i = 0; i < store.params().size(); ++i)
+    EXPECT_EQ(store.params()[i].grad, want[i]) << store.params()[i].spec.name;
 }
 
 INSTANTIATE_TEST_SUITE_P(DenseAndMoe, SharedPrefixTest, ::testing::Values(false, true));
