@@ -255,8 +255,6 @@ void DeepSeekV3::Moe(const MoeWeights& w, const float* x, int64_t T, float* h, E
   std::vector<std::vector<int64_t>> slots(static_cast<size_t>(E));  // this batch's slots of each expert
   for (int64_t i = 0; i < T * K; ++i) slots[idx[i]].push_back(i);
 
-  std::vector<ExpertTask> tasks;
-  std::vector<ScratchVector<float>> inputs;  // gathered rows of the routed tasks
   ScratchVector<float> shared_y;
   // outs[e]: expert e's output rows for this batch's slots, in slot order.
   std::vector<const float*> outs(static_cast<size_t>(E), nullptr);
@@ -266,6 +264,9 @@ void DeepSeekV3::Moe(const MoeWeights& w, const float* x, int64_t T, float* h, E
   if (ex) {
     p = omp_get_thread_num();  // DecodeBatch checked the team and the exchange
     P = ex->threads();
+    // The previous layer's claims all ended before its second barrier, the next claim comes after
+    // the barrier below.
+    if (p == 0) ex->next_.store(0, std::memory_order_relaxed);
     ex->tokens_[p] = {x, T, idx.data()};
 #pragma omp barrier
     count.assign(static_cast<size_t>(P * E), 0);
@@ -276,32 +277,42 @@ void DeepSeekV3::Moe(const MoeWeights& w, const float* x, int64_t T, float* h, E
     }
     for (int q = 0; q < P; ++q)
       for (int64_t e = 0; e < E; ++e) total[e] += count[q * E + e];
-    // Owners: the experts with the most tokens first, each to the thread with the least work so
-    // far (ties to the lower thread); every thread computes the same split. A fixed cost per
-    // expert stands for streaming its weights, which a decode step's few tokens do not outweigh.
-    constexpr int64_t kExpertCost = 8;
+    // Each thread runs its own rows of the shared experts first, then claims the routed experts
+    // one at a time, those with the most tokens first, until none is left: a thread with fewer
+    // sequences left (the others ended at EOS), or faster experts, takes more of them. Who runs an
+    // expert does not change its bits. Owners fixed in advance by token counts left a 2-thread
+    // rollout spinning at the barrier below for ~8 % of its time.
     std::vector<int64_t> order;
     for (int64_t e = 0; e < E; ++e)
       if (total[e] > 0) order.push_back(e);
     std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return total[a] > total[b]; });
-    std::vector<int64_t> load(static_cast<size_t>(P), 0);
-    for (int64_t e : order) {
-      const int q = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
-      load[q] += total[e] + kExpertCost;
-      if (q != p) continue;
+    if (w.has_shared) {
+      shared_y.resize(static_cast<size_t>(T * C));
+      std::vector<ExpertTask> shared;
+      shared.push_back({&w.shared_experts, x, T, shared_y.data(), {}, {}});
+      Streamed(RunExperts(shared, k::kMaxBatchGemv));
+    }
+    for (;;) {
+      const int64_t i = ex->next_.fetch_add(1, std::memory_order_relaxed);
+      if (i >= static_cast<int64_t>(order.size())) break;
+      const int64_t e = order[static_cast<size_t>(i)];
       // Every thread's rows for e, in (thread, slot) order.
-      ScratchVector<float>& in = inputs.emplace_back(static_cast<size_t>(total[e] * C));
+      ScratchVector<float> in(static_cast<size_t>(total[e] * C));
       int64_t r = 0;
       for (int q2 = 0; q2 < P; ++q2) {
         const ExpertExchange::Tokens& tq = ex->tokens_[q2];
-        for (int64_t i = 0; i < tq.T * K; ++i)
-          if (tq.idx[i] == e) std::copy_n(tq.x + (i / K) * C, C, in.data() + (r++) * C);
+        for (int64_t j = 0; j < tq.T * K; ++j)
+          if (tq.idx[j] == e) std::copy_n(tq.x + (j / K) * C, C, in.data() + (r++) * C);
       }
       ScratchVector<float>& y = ex->outputs_[e];
       y.resize(static_cast<size_t>(total[e] * C));
-      tasks.push_back({&w.experts[e], in.data(), total[e], y.data(), {}, {}});
+      std::vector<ExpertTask> one;
+      one.push_back({&w.experts[e], in.data(), total[e], y.data(), {}, {}});
+      Streamed(RunExperts(one, k::kMaxBatchGemv));
     }
   } else {
+    std::vector<ExpertTask> tasks;
+    std::vector<ScratchVector<float>> inputs;  // gathered rows of the routed tasks
     for (int64_t e = 0; e < E; ++e) {
       if (slots[e].empty()) continue;
       inputs.push_back(GatherSlots(x, C, K, slots[e]));
@@ -310,12 +321,12 @@ void DeepSeekV3::Moe(const MoeWeights& w, const float* x, int64_t T, float* h, E
       tasks.push_back(
           {&w.experts[e], inputs.back().data(), static_cast<int64_t>(slots[e].size()), local_y[e].data(), {}, {}});
     }
+    if (w.has_shared) {
+      shared_y.resize(static_cast<size_t>(T * C));
+      tasks.push_back({&w.shared_experts, x, T, shared_y.data(), {}, {}});
+    }
+    Streamed(RunExperts(tasks, 0));
   }
-  if (w.has_shared) {
-    shared_y.resize(static_cast<size_t>(T * C));
-    tasks.push_back({&w.shared_experts, x, T, shared_y.data(), {}, {}});
-  }
-  Streamed(RunExperts(tasks, ex ? k::kMaxBatchGemv : 0));
   if (ex) {
 #pragma omp barrier
     for (int64_t e = 0; e < E; ++e) {

@@ -25,11 +25,11 @@ namespace r1 {
 
 // The threads of one OpenMP team that each decode their own batch (a per-thread rollout) and
 // share the routed experts of every MoE layer: each thread routes its tokens and publishes them,
-// the experts are split between the threads so that each expert's weights are read once per
-// layer for every token sent to it (instead of once per thread), and each thread then adds its
-// tokens' weighted outputs in the usual order. A thread's rows are bit for bit what decoding its
-// batch alone gives. Every thread of the team must call DecodeBatch with the same exchange the
-// same number of times; the exchange holds no state between layers beyond reused buffers.
+// each expert runs once per layer on every thread's tokens sent to it, so that its weights are
+// read once per layer (instead of once per thread), and each thread then adds its tokens' weighted
+// outputs in the usual order. A thread's rows are bit for bit what decoding its batch alone gives.
+// Every thread of the team must call DecodeBatch with the same exchange the same number of times;
+// the exchange holds no state between layers beyond reused buffers.
 class ExpertExchange {
  public:
   // For a team of `threads` and a model with `experts` routed experts per MoE layer.
@@ -44,6 +44,7 @@ class ExpertExchange {
     const int32_t* idx = nullptr;  // (T, K) selected experts
   };
   std::vector<Tokens> tokens_;               // per thread
+  std::atomic<int64_t> next_{0};             // the next expert of the layer's order to claim
   std::vector<ScratchVector<float>> outputs_;  // per routed expert: its rows, in (thread, slot) order
   std::vector<int> failed_;                  // per thread: its DecodeBatch input was invalid
 };
