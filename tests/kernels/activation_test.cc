@@ -1,10 +1,13 @@
 // Softmax and SwiGLU against their double references (activation.h).
+#include "kernels/activation.h"
+
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 
-#include "kernels/activation.h"
 #include "test_util.h"
 
 namespace r1::kernels {
@@ -73,6 +76,34 @@ TEST(SwiGLU, MatchesReference) {
   std::vector<float> g = gate;
   SwiGLU(g.data(), up.data(), g.data(), n);
   EXPECT_EQ(g, out);
+}
+
+// The 16-lane loop gives the scalar formula's bits (std::exp), sigmoid included, with blocks whose
+// lanes the vector exp does not cover (|gate| >= 88, inf, NaN) between ordinary ones.
+TEST(SwiGLU, VectorLoopGivesTheScalarBits) {
+  Rng rng(5);
+  const int64_t n = 16 * 9 + 5;
+  auto gate = RandomVec(rng, n, 6.0);
+  const auto up = RandomVec(rng, n);
+  gate[37] = 95.0f;
+  gate[70] = -88.5f;
+  gate[100] = std::numeric_limits<float>::infinity();
+  gate[101] = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> want(n), want_sig(n), out(n), sig(n);
+  for (int64_t i = 0; i < n; ++i) {
+    const float e = std::exp(-gate[i]);
+    want_sig[i] = 1.0f / (1.0f + e);
+    want[i] = gate[i] / (1.0f + e) * up[i];
+  }
+  SwiGLU(gate.data(), up.data(), out.data(), n, sig.data());
+  for (int64_t i = 0; i < n; ++i) {
+    if (std::isnan(want[i])) {
+      EXPECT_TRUE(std::isnan(out[i])) << i;
+      continue;
+    }
+    EXPECT_EQ(std::bit_cast<uint32_t>(out[i]), std::bit_cast<uint32_t>(want[i])) << i << ": gate " << gate[i];
+    EXPECT_EQ(std::bit_cast<uint32_t>(sig[i]), std::bit_cast<uint32_t>(want_sig[i])) << i << ": gate " << gate[i];
+  }
 }
 
 }  // namespace
