@@ -62,6 +62,9 @@ struct TensorView {
   // which the kernels' MatMul, MatMulMany and GemvRowsBatch then multiply by, for any row count,
   // instead of `data` (a bf16 rollout policy). Everything else reads `data`.
   const uint32_t* bf16_packed = nullptr;
+  // With bf16_packed, optional: wᵀ packed the same way (kernels::PackBf16WeightTransposed), which
+  // the kernels' MatMulBackward multiplies the output gradient by for dx (a bf16 GRPO update).
+  const uint32_t* bf16_packed_t = nullptr;
 
   bool empty() const { return data == nullptr; }
   int64_t numel() const { return shape.numel(); }

@@ -48,13 +48,18 @@ void SgemmBf16Serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K
 // Weights packed once for many bf16 products out = x · wᵀ (w: N × K f32, row-major as stored):
 // the operand Sgemm's bf16 product rounds and packs on every call, prepared ahead. A decode step
 // multiplies every matrix by a few rows, where packing per call would cost as much as the
-// product; `r1 grpo --precision bf16` samples its rollouts from such a copy, repacked once a
-// GRPO step, after its optimizer steps. Results are bit-identical to Sgemm(kBf16, false, true, T, N, K, 1, x, K, w, K,
-// accumulate ? 1 : 0, out, N) for the same rows and columns, whatever the row count and range.
+// product; `r1 grpo --precision bf16` samples its rollouts from such a copy, and its update's
+// forward multiplies by it, repacked after each optimizer step. Results are bit-identical to
+// Sgemm(kBf16, false, true, T, N, K, 1, x, K, w, K, accumulate ? 1 : 0, out, N) for the same rows
+// and columns, whatever the row count and range.
 //
 // Words of w's packed copy, and the packing (k blocks of 512 of 32-column panels of pair words).
 int64_t PackedBf16WeightWords(int64_t N, int64_t K);
 void PackBf16Weight(const float* w, int64_t N, int64_t K, uint32_t* out);
+// The same for wᵀ (K, N) from w (N, K), PackedBf16WeightWords(K, N) words: the copy a backward
+// pass multiplies by, dx (T, K) = dy (T, N) · w, with the bits of Sgemm(kBf16, false, false, T, K,
+// N, 1, dy, N, w, K, beta, dx, K).
+void PackBf16WeightTransposed(const float* w, int64_t N, int64_t K, uint32_t* out);
 // Words of T packed input rows of length K, and the packing (row t at x + t·ldx).
 int64_t PackedBf16RowsWords(int64_t T, int64_t K);
 void PackBf16Rows(const float* x, int64_t T, int64_t ldx, int64_t K, uint32_t* out);

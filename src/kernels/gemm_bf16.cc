@@ -396,6 +396,13 @@ void PackBf16Weight(const float* w, int64_t N, int64_t K, uint32_t* out) {
     PackB(/*tb=*/true, w, K, k0, std::min(kKc, K - k0), 0, N, out + n_pad * (k0 / 2));
 }
 
+void PackBf16WeightTransposed(const float* w, int64_t N, int64_t K, uint32_t* out) {
+  // op(B) = w (N rows of k, K columns): the panels SgemmBf16Serial(false, false, ...) packs.
+  const int64_t k_pad = (K + kNr - 1) / kNr * kNr;
+  for (int64_t n0 = 0; n0 < N; n0 += kKc)
+    PackB(/*tb=*/false, w, K, n0, std::min(kKc, N - n0), 0, K, out + k_pad * (n0 / 2));
+}
+
 int64_t PackedBf16RowsWords(int64_t T, int64_t K) { return (T + kMr - 1) / kMr * kMr * kPairs * ((K + kKc - 1) / kKc); }
 
 void PackBf16Rows(const float* x, int64_t T, int64_t ldx, int64_t K, uint32_t* out) {

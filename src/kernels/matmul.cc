@@ -591,8 +591,10 @@ const uint32_t* PackedInputs(const float* x, int64_t T, int64_t ldx, int64_t K, 
   return buf.data();
 }
 
-void PackedMatMul(const float* x, int64_t T, const TensorView& w, float* out, bool accumulate) {
-  const int64_t N = w.rows(), K = w.cols();
+}  // namespace
+
+void PackedBf16MatMul(const float* x, int64_t T, int64_t K, const uint32_t* packed, int64_t N, float* out,
+                      bool accumulate) {
   const int64_t row_blocks = (T + kPackedRowBlock - 1) / kPackedRowBlock;
   const int64_t col_chunks = (N + kPackedColumns - 1) / kPackedColumns;
   thread_local std::vector<ScratchVector<uint32_t>> bufs;
@@ -605,7 +607,7 @@ void PackedMatMul(const float* x, int64_t T, const TensorView& w, float* out, bo
   }
   auto item = [&](int64_t i) {
     const int64_t b = i / col_chunks, n0 = i % col_chunks * kPackedColumns, t0 = b * kPackedRowBlock;
-    PackedBf16Product(xp[static_cast<size_t>(b)], std::min(kPackedRowBlock, T - t0), K, w.bf16_packed, N, n0,
+    PackedBf16Product(xp[static_cast<size_t>(b)], std::min(kPackedRowBlock, T - t0), K, packed, N, n0,
                       std::min(N, n0 + kPackedColumns), out + t0 * N + n0, N, accumulate);
   };
   const int64_t items = row_blocks * col_chunks;
@@ -617,8 +619,6 @@ void PackedMatMul(const float* x, int64_t T, const TensorView& w, float* out, bo
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t i = 0; i < items; ++i) item(i);
 }
-
-}  // namespace
 
 void GemvRows(const float* x, const TensorView& w, int64_t row_begin, int64_t row_end, float* out,
               bool accumulate) {
@@ -682,7 +682,7 @@ void MatMulMany(const std::vector<MatMulJob>& jobs) {
 }
 
 void Gemv(const float* x, const TensorView& w, float* out, bool accumulate) {
-  if (w.bf16_packed) return PackedMatMul(x, 1, w, out, accumulate);
+  if (w.bf16_packed) return PackedBf16MatMul(x, 1, w.cols(), w.bf16_packed, w.rows(), out, accumulate);
   BatchedGemv(x, 1, w, out, accumulate);
 }
 
@@ -693,7 +693,7 @@ void MatMul(const float* x, int64_t T, const TensorView& w, float* out, bool acc
 void MatMul(const float* x, int64_t T, const TensorView& w, float* out, bool accumulate, GemmPrecision precision) {
   const int64_t N = w.rows(), K = w.cols();
   if (w.bf16_packed) {  // a packed bf16 copy: always its product
-    if (T > 0) PackedMatMul(x, T, w, out, accumulate);
+    if (T > 0) PackedBf16MatMul(x, T, w.cols(), w.bf16_packed, w.rows(), out, accumulate);
     return;
   }
   // Few rows go to the GEMV, in f32; with bf16 products every product is Sgemm's.

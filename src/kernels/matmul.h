@@ -44,6 +44,12 @@ void GemvRows(const float* x, const TensorView& w, int64_t row_begin, int64_t ro
 void GemvRowsBatch(const float* x, int64_t T, int64_t x_stride, const TensorView& w, int64_t row_begin,
                    int64_t row_end, float* out, int64_t ldo, bool accumulate);
 
+// out (T, N) (=|+=) x (T, K) · wᵀ by w's packed bf16 copy (PackBf16Weight or, for a product by
+// the matrix itself, PackBf16WeightTransposed), which MatMul and MatMulBackward use for views that
+// carry one. OpenMP over row blocks and column chunks outside a parallel region.
+void PackedBf16MatMul(const float* x, int64_t T, int64_t K, const uint32_t* packed, int64_t N, float* out,
+                      bool accumulate);
+
 // One product of MatMulMany: out (T, N) (=|+=) x (T, K) · wᵀ.
 struct MatMulJob {
   const float* x;
@@ -61,7 +67,7 @@ void MatMulMany(const std::vector<MatMulJob>& jobs);
 
 // Backward of MatMul for an f32 weight w (N, K): dx (T, K) += dy (T, N)·w (dx = … when
 // !accumulate_dx, which spares the caller zeroing a fresh buffer) and dw (N, K) += dyᵀ·x (T, K).
-// Either output may be null.
+// Either output may be null. A view carrying bf16_packed_t gets dx by that copy (Sgemm's bf16 bits).
 void MatMulBackward(const float* x, int64_t T, const TensorView& w, const float* dy, float* dx, float* dw,
                     bool accumulate_dx = true);
 void MatMulBackward(const float* x, int64_t T, const TensorView& w, const float* dy, float* dx, float* dw,

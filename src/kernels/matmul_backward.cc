@@ -12,7 +12,9 @@ void MatMulBackward(const float* x, int64_t T, const TensorView& w, const float*
 void MatMulBackward(const float* x, int64_t T, const TensorView& w, const float* dy, float* dx, float* dw,
                     bool accumulate_dx, GemmPrecision precision) {
   const int64_t N = w.rows(), K = w.cols();
-  if (dx)  // dx (T, K) (+)= dy (T, N) · w (N, K)
+  if (dx && w.bf16_packed_t)  // the same by the packed copy of w: Sgemm's bf16 bits
+    PackedBf16MatMul(dy, T, N, w.bf16_packed_t, K, dx, accumulate_dx);
+  else if (dx)  // dx (T, K) (+)= dy (T, N) · w (N, K)
     Sgemm(precision, false, false, T, K, N, 1.0f, dy, N, w.f32(), K, accumulate_dx ? 1.0f : 0.0f, dx, K);
   if (dw)  // dw (N, K) += dy (T, N)ᵀ · x (T, K)
     Sgemm(precision, true, false, N, K, T, 1.0f, dy, N, x, K, 1.0f, dw, K);

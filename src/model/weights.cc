@@ -231,7 +231,7 @@ Status WriteRandomCheckpoint(const ModelConfig& c, const InitOptions& opts, cons
   return WriteFileAtomic(dir + "/config.json", c.ToJson());
 }
 
-PackedBf16Weights::PackedBf16Weights(const ModelWeights& masters) {
+PackedBf16Weights::PackedBf16Weights(const ModelWeights& masters, bool transposed) {
   views_.embed_tokens = masters.embed_tokens;
   views_.lm_head = masters.lm_head;
   views_.norm = masters.norm;
@@ -260,6 +260,10 @@ PackedBf16Weights::PackedBf16Weights(const ModelWeights& masters) {
     copies_[i].master = *v;
     copies_[i].words.resize(static_cast<size_t>(kernels::PackedBf16WeightWords(v->rows(), v->cols())));
     v->bf16_packed = copies_[i].words.data();
+    if (transposed) {
+      copies_[i].words_t.resize(static_cast<size_t>(kernels::PackedBf16WeightWords(v->cols(), v->rows())));
+      v->bf16_packed_t = copies_[i].words_t.data();
+    }
   }
   Refresh();
 }
@@ -273,12 +277,14 @@ void PackedBf16Weights::Refresh() {
   for (size_t i = 0; i < copies_.size(); ++i) {
     const TensorView& m = copies_[i].master;
     kernels::PackBf16Weight(m.f32(), m.rows(), m.cols(), copies_[i].words.data());
+    if (!copies_[i].words_t.empty())
+      kernels::PackBf16WeightTransposed(m.f32(), m.rows(), m.cols(), copies_[i].words_t.data());
   }
 }
 
 size_t PackedBf16Weights::bytes() const {
   size_t b = 0;
-  for (const Copy& c : copies_) b += c.words.size() * sizeof(uint32_t);
+  for (const Copy& c : copies_) b += (c.words.size() + c.words_t.size()) * sizeof(uint32_t);
   return b;
 }
 

@@ -93,8 +93,10 @@ struct ModelWeights {
 // correction biases and the embedding, which the views share with the masters.
 class PackedBf16Weights {
  public:
-  // `masters` (f32 matrices) must outlive this object and the views it hands out.
-  explicit PackedBf16Weights(const ModelWeights& masters);
+  // `masters` (f32 matrices) must outlive this object and the views it hands out. With
+  // `transposed`, each packed matrix also carries a packed copy of its transpose
+  // (TensorView::bf16_packed_t) for the backward products of a bf16 update; twice the bytes.
+  explicit PackedBf16Weights(const ModelWeights& masters, bool transposed = false);
   PackedBf16Weights(const PackedBf16Weights&) = delete;
   PackedBf16Weights& operator=(const PackedBf16Weights&) = delete;
 
@@ -109,7 +111,7 @@ class PackedBf16Weights {
  private:
   struct Copy {
     TensorView master;
-    std::vector<uint32_t> words;
+    std::vector<uint32_t> words, words_t;  // words_t: empty unless transposed
   };
   std::vector<Copy> copies_;
   ModelWeights views_;  // views only: no storage

@@ -139,10 +139,11 @@ Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(co
   // The inference engine on the live weights: rollouts see every update. With bf16 products it
   // samples from a packed bf16 copy of the matrices (PackedBf16Weights), repacked after every
   // optimizer step, as the update's products round them to bf16. The update's forward multiplies
-  // by the same copy (`update_weights`): the same bits as packing every weight afresh for each
-  // micro-batch's forward.
+  // by the same copy (`update_weights`), and its backward by packed copies of the transposes: the
+  // same bits as packing every weight afresh for each micro-batch's products.
   std::unique_ptr<PackedBf16Weights> packed;
-  if (opts.precision == kernels::GemmPrecision::kBf16) packed = std::make_unique<PackedBf16Weights>(*weights);
+  if (opts.precision == kernels::GemmPrecision::kBf16)
+    packed = std::make_unique<PackedBf16Weights>(*weights, /*transposed=*/true);
   DeepSeekV3 policy(config, packed ? packed->Views() : store.Weights());
   const std::unique_ptr<ModelWeights> packed_views = packed ? packed->Views() : nullptr;
   const ModelWeights& update_weights = packed_views ? *packed_views : *weights;

@@ -47,8 +47,8 @@ struct GrpoOptions {
   int64_t micro_batch = 16;           // completions per forward/backward
   int64_t max_batch = 64;             // sequences per rollout decode step
   // The update's products (as train::TrainOptions::precision). With bf16 the rollout samples from
-  // a bf16 copy of the policy's matrices (PackedBf16Weights), refreshed once a step, after its
-  // optimizer steps.
+  // a bf16 copy of the policy's matrices (PackedBf16Weights), refreshed after each optimizer step,
+  // which the update's forward (and, transposed, its backward) multiplies by too.
   kernels::GemmPrecision precision = kernels::GemmPrecision::kF32;
   bool quiet = false;
 };

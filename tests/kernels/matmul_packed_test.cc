@@ -131,6 +131,45 @@ TEST(PackedBf16, ManyAndRowRangesAreSgemmBf16) {
     for (int64_t n = 64; n < 300; ++n) ASSERT_EQ(got[t * ldo + n - 64], want[t * a.N + n]) << t << ", " << n;
 }
 
+// MatMulBackward's dx by the packed copy of wᵀ (PackBf16WeightTransposed): Sgemm's bf16 bits of
+// dy · w, with several k blocks (N > 512), column tails and odd N, at 1 and 2 threads and inside a
+// parallel region; dw stays Sgemm's.
+TEST(PackedBf16, BackwardByTheTransposedCopyIsSgemmBf16) {
+  const std::vector<std::array<int64_t, 3>> shapes = {{5, 33, 19}, {40, 256, 256}, {150, 1100, 70}, {3, 7, 1}};
+  const int saved = omp_get_max_threads();
+  for (const auto& [T, N, K] : shapes) {
+    Rng rng(29 + T + N * 5 + K);
+    const PackedWeight w(rng, N, K);
+    std::vector<uint32_t> words_t(static_cast<size_t>(PackedBf16WeightWords(K, N)));
+    PackBf16WeightTransposed(w.w.data(), N, K, words_t.data());
+    TensorView v = w.view();
+    v.bf16_packed_t = words_t.data();
+    const auto x = RandomVec(rng, T * K), dy = RandomVec(rng, T * N), dx0 = RandomVec(rng, T * K);
+    for (bool accumulate : {false, true}) {
+      std::vector<float> want = dx0, want_dw(static_cast<size_t>(N * K), 0.0f);
+      Sgemm(GemmPrecision::kBf16, false, false, T, K, N, 1.0f, dy.data(), N, w.w.data(), K, accumulate ? 1.0f : 0.0f,
+            want.data(), K);
+      Sgemm(GemmPrecision::kBf16, true, false, N, K, T, 1.0f, dy.data(), N, x.data(), K, 1.0f, want_dw.data(), K);
+      for (int threads : {1, 2, 0}) {  // 0: by thread 1 of a parallel region of two
+        std::vector<float> got = dx0, got_dw(static_cast<size_t>(N * K), 0.0f);
+        auto run = [&] {
+          MatMulBackward(x.data(), T, v, dy.data(), got.data(), got_dw.data(), accumulate, GemmPrecision::kBf16);
+        };
+        omp_set_num_threads(threads == 0 ? 2 : threads);
+        if (threads == 0) {
+#pragma omp parallel num_threads(2)
+          if (omp_get_thread_num() == 1) run();
+        } else {
+          run();
+        }
+        EXPECT_EQ(got, want) << Shape3(T, N, K) << " threads " << threads << (accumulate ? " acc" : "");
+        EXPECT_EQ(got_dw, want_dw) << Shape3(T, N, K) << " threads " << threads;
+      }
+    }
+    omp_set_num_threads(saved);
+  }
+}
+
 // The copy is what gets multiplied: without it the same view is the f32 product, which keeps
 // the 2⁻¹⁰ detail of 1 + 2⁻¹⁰ that bf16 rounds away.
 TEST(PackedBf16, OnlyViewsWithTheCopyMultiplyInBf16) {

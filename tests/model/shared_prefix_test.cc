@@ -187,9 +187,10 @@ TEST_P(SharedPrefixTest, TokenObjectiveMatchesRowPerSequenceWithUnequalLengths) 
 }
 
 // `r1 grpo --precision bf16`'s update multiplies its forward by the rollout's packed bf16 copies
-// (PackedBf16Weights): the same bits, loss and gradients, as packing each weight per product. 8
+// (PackedBf16Weights) and its backward by those of the transposes: the same bits, loss and
+// gradients, as packing each weight per product. 8
 // groups of 6 completions make a row of 248 tokens: two of PackedMatMul's 144-row blocks.
-TEST_P(SharedPrefixTest, Bf16ForwardOnPackedCopiesGivesTheSameBits) {
+TEST_P(SharedPrefixTest, Bf16UpdateOnPackedCopiesGivesTheSameBits) {
   const ModelConfig c = Config(GetParam());
   std::vector<std::vector<int64_t>> lengths(8, std::vector<int64_t>{3, 7, 1, 5, 6, 4});
   const auto groups = MakeGroups(lengths, 6, c.vocab_size);
@@ -198,9 +199,10 @@ TEST_P(SharedPrefixTest, Bf16ForwardOnPackedCopiesGivesTheSameBits) {
   ASSERT_GT(b.T, 144);
   ParameterStore store = ParameterStore::Random(c, 7, 0.3);
   auto masters = store.Weights();
-  PackedBf16Weights packed(*masters);
+  PackedBf16Weights packed(*masters, /*transposed=*/true);
   auto views = packed.Views();
   ASSERT_NE(views->lm_head.bf16_packed, nullptr);
+  ASSERT_NE(views->lm_head.bf16_packed_t, nullptr);
   auto g = store.Grads();
   kernels::ScopedGemmPrecision bf16(kernels::GemmPrecision::kBf16);
   auto run = [&](const ModelWeights &w, std::vector<float> *logps) {
