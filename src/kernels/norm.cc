@@ -4,10 +4,18 @@
 #include <cmath>
 
 #include "core/threads.h"
+#include "kernels/row_sum.h"
 #include "kernels/simd.h"
 
 namespace r1::kernels {
 namespace {
+
+// The row sums below are row_sum::RowSum's (kernels/row_sum.h): one fixed order whatever the
+// rows around them or the thread count.
+using row_sum::RowSum;
+#if defined(__AVX512F__)
+using row_sum::Widen;
+#endif
 
 // Rows per work item.
 constexpr int64_t kRowsPerItem = 8;
@@ -15,29 +23,7 @@ constexpr int64_t kRowsPerItem = 8;
 // Work (T·C) from which a norm runs on all threads.
 constexpr int64_t kParallelWork = int64_t{1} << 16;
 
-// The row sums below, Σ_c a_c, are taken in double in one fixed order that depends only on C, so a
-// row's result does not depend on the rows it is computed with or the thread count: 16 partial
-// sums, column c into sum c mod 16 (in column order), then sums i and i + 8 added, then the 8 as
-// ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7)). The AVX-512 build runs them as two vectors of
-// 8 doubles; the scalar build runs the same sequence.
-inline double Tree8(const double* s) { return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7])); }
-
 #if defined(__AVX512F__)
-inline __m512d Widen(const float* p, int64_t n) {  // min(n, 8) floats; lanes past n are 0
-  return _mm512_cvtps_pd(n >= 8 ? _mm256_loadu_ps(p) : _mm256_maskz_loadu_ps(static_cast<__mmask8>((1u << n) - 1), p));
-}
-
-// The row sum, fused: fma8(c, n, acc) adds columns c .. c + min(n, 8) of the row (n = C − c, the
-// columns left) to acc, the 8 doubles of one partial-sum vector.
-template <class Fma8>
-double RowSum(int64_t C, Fma8 fma8) {
-  __m512d a[2] = {_mm512_setzero_pd(), _mm512_setzero_pd()};
-  for (int64_t c = 0; c < C; c += 8) a[(c / 8) % 2] = fma8(c, C - c, a[(c / 8) % 2]);
-  alignas(64) double s[8];
-  _mm512_store_pd(s, _mm512_add_pd(a[0], a[1]));
-  return Tree8(s);
-}
-
 // Σ_c x_c² (a float squared is exact in double).
 double SumSquares(const float* x, int64_t C) {
   return RowSum(C, [&](int64_t c, int64_t n, __m512d acc) {
@@ -53,15 +39,6 @@ double WeightedDot(const float* x, const float* dy, const float* w, int64_t C) {
   });
 }
 #else
-// The same sums one column at a time: fma1(c, acc) adds column c to acc.
-template <class Fma1>
-double RowSum(int64_t C, Fma1 fma1) {
-  double a[16] = {};
-  for (int64_t c = 0; c < C; ++c) a[c % 16] = fma1(c, a[c % 16]);
-  for (int i = 0; i < 8; ++i) a[i] += a[i + 8];
-  return Tree8(a);
-}
-
 double SumSquares(const float* x, int64_t C) {
   return RowSum(C, [&](int64_t c, double acc) { return std::fma(static_cast<double>(x[c]), x[c], acc); });
 }

@@ -8,6 +8,7 @@
 #include "core/check.h"
 #include "core/threads.h"
 #include "kernels/activation.h"
+#include "kernels/row_sum.h"
 
 namespace r1::kernels {
 
@@ -88,6 +89,24 @@ void RouteV3Backward(const float* scores, const int32_t* idx, const float* dweig
     for (int64_t k = 0; k < K; ++k) dot += s[sel[k]] / z * dw[k];
     for (int64_t k = 0; k < K; ++k) ds[sel[k]] += static_cast<float>(R / z * (dw[k] - dot));
   }
+}
+
+double ExpertSlotBackward(const float* dh, const float* y, float g, int64_t C, float* dy) {
+#if defined(__AVX512F__)
+  const __m256 vg = _mm256_set1_ps(g);
+  return row_sum::RowSum(C, [&](int64_t c, int64_t n, __m512d acc) {
+    const __mmask8 m = n >= 8 ? static_cast<__mmask8>(0xff) : static_cast<__mmask8>((1u << n) - 1);
+    const __m256 d = _mm256_maskz_loadu_ps(m, dh + c);
+    _mm256_mask_storeu_ps(dy + c, m, _mm256_mul_ps(vg, d));
+    // A product of two floats is exact in double: the fused add rounds once, as a plain add would.
+    return _mm512_fmadd_pd(_mm512_cvtps_pd(d), row_sum::Widen(y + c, n), acc);
+  });
+#else
+  return row_sum::RowSum(C, [&](int64_t c, double acc) {
+    dy[c] = g * dh[c];
+    return std::fma(static_cast<double>(dh[c]), static_cast<double>(y[c]), acc);
+  });
+#endif
 }
 
 void SigmoidBackward(const float* scores, const float* dscores, int64_t n, float* dlogits) {

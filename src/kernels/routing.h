@@ -31,6 +31,11 @@ void RouteV3(const float* logits, const float* bias, int64_t T, const RouterPara
 void RouteV3Backward(const float* scores, const int32_t* idx, const float* dweights, int64_t T,
                      const RouterParams& p, float* dscores);
 
+// The MoE backward for one routed slot with weight g, whose expert output was y (C): dy (C) =
+// g·dh, the gradient the expert's MLP backward takes, and the return value ∂L/∂g = <dh, y>,
+// summed in double in row_sum::RowSum's fixed order.
+double ExpertSlotBackward(const float* dh, const float* y, float g, int64_t C, float* dy);
+
 // dlogits (T·E) = dscores · s·(1 − s) (assigned).
 void SigmoidBackward(const float* scores, const float* dscores, int64_t n, float* dlogits);
 

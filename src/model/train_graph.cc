@@ -483,16 +483,9 @@ void MoeBackward(const Ctx& cx, const MoeWeights& w, const MoeWeights& gw, const
         const auto& slot = s.slots[e];
         const int64_t n = static_cast<int64_t>(slot.size());
         Vec dye = Uninit(n * C);  // assigned whole below
-        for (int64_t j = 0; j < n; ++j) {
-          const float* d = dh + (slot[j] / K) * C;
-          const float g = s.wts[slot[j]];
-          double dot = 0.0;  // ∂L/∂w_k = <dh, FFN_k(x)>
-          for (int64_t i = 0; i < C; ++i) {
-            dye[j * C + i] = g * d[i];
-            dot += static_cast<double>(d[i]) * s.ye[e][j * C + i];
-          }
-          dweights[slot[j]] = static_cast<float>(dot);
-        }
+        for (int64_t j = 0; j < n; ++j)  // ∂L/∂w_k = <dh, FFN_k(x)>
+          dweights[slot[j]] = static_cast<float>(k::ExpertSlotBackward(dh + (slot[j] / K) * C, s.ye[e].data() + j * C,
+                                                                       s.wts[slot[j]], C, dye.data() + j * C));
         dxe[e] = Uninit(n * C);
         MlpBackward(w.experts[e], gw.experts[e], s.xe[e].data(), n, s.expert[e], dye.data(), dxe[e].data(),
                     /*accumulate_dx=*/false);

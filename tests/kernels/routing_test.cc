@@ -198,5 +198,27 @@ TEST(RouteV3, DroppedGroupsMaskedWithNegInf) {
   ExpectRoutesLikeScalar(logits, &bias, 1, p, "negative c");
 }
 
+// The MoE backward's per-slot step: dy = g·dh bit for bit, and <dh, y> against a long double sum,
+// for row lengths with and without a tail of the 8-double vectors; the same call gives the same bits.
+TEST(ExpertSlotBackward, ScalesAndDots) {
+  Rng rng(8);
+  for (int64_t C : {1, 7, 8, 9, 16, 17, 256, 300}) {
+    const auto dh = RandomVec(rng, C), y = RandomVec(rng, C, 3.0);
+    const float g = 0.37f;
+    std::vector<float> dy(static_cast<size_t>(C) + 1, -7.0f);
+    const double dot = ExpertSlotBackward(dh.data(), y.data(), g, C, dy.data());
+    long double want = 0, mag = 0;
+    for (int64_t c = 0; c < C; ++c) {
+      EXPECT_EQ(dy[c], g * dh[c]) << "C " << C << " column " << c;
+      want += static_cast<long double>(dh[c]) * y[c];
+      mag += std::fabs(static_cast<long double>(dh[c]) * y[c]);
+    }
+    EXPECT_EQ(dy[C], -7.0f) << "C " << C << ": written past the row";
+    EXPECT_NEAR(dot, static_cast<double>(want), 1e-15 * static_cast<double>(mag)) << "C " << C;
+    std::vector<float> again(static_cast<size_t>(C));
+    EXPECT_EQ(ExpertSlotBackward(dh.data(), y.data(), g, C, again.data()), dot);
+  }
+}
+
 }  // namespace
 }  // namespace r1::kernels
