@@ -228,5 +228,31 @@ TEST(Attention, AbsorbedEqualsNaive) {
               1e-5 * MaxAbs(vf), "absorbed vs naive (f32 kernels)");
 }
 
+// MlaAbsorbQuery against the fused multiply-adds it promises, in r order (q_lat[c] = fma(q[r],
+// W_UK[r][c], q_lat[c]) from 0): the same bits, for latent widths with a tail (24, 80), one and
+// several 64-column chunks and the released model's 512, with strided queries.
+TEST(Attention, AbsorbQueryIsFusedMultiplyAddsInOrder) {
+  Rng rng(12);
+  for (int64_t R : {24, 64, 80, 512}) {
+    const int64_t T = 3, H = 2, Dn = 16, Dv = 8, token_stride = H * (Dn + 5), head_stride = Dn + 5;
+    const auto w = RandomVec(rng, H * (Dn + Dv) * R, 0.2);
+    const auto q = RandomVec(rng, T * token_stride);
+    TensorView view;
+    view.data = w.data();
+    view.dtype = DType::kF32;
+    view.shape = Shape{H * (Dn + Dv), R};
+    std::vector<float> got(T * H * R, -1.0f);
+    MlaAbsorbQuery(q.data(), token_stride, head_stride, view, T, H, Dn, Dv, got.data());
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t c = 0; c < R; ++c) {
+          float want = 0.0f;
+          for (int64_t r = 0; r < Dn; ++r)
+            want = std::fma(q[t * token_stride + h * head_stride + r], w[(h * (Dn + Dv) + r) * R + c], want);
+          ASSERT_EQ(got[(t * H + h) * R + c], want) << "R " << R << " t " << t << " h " << h << " c " << c;
+        }
+  }
+}
+
 }  // namespace
 }  // namespace r1::kernels
