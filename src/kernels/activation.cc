@@ -42,7 +42,7 @@ void SwiGLU(const float* gate, const float* up, float* out, int64_t n, float* si
 #if defined(__AVX512F__)
   // SwiGLUScalar's operations on 16 lanes, with ExpAsLibm16Fast for std::exp: the same bits. A
   // block with a lane the fast path does not cover (|gate| >= 88, inf, NaN) goes to SwiGLUScalar.
-  // ~1.07 -> ~0.4 ns an element (Zen 4, no sigmoid) with the table loaded once.
+  // With the table loaded once: ~0.9 -> 0.66 ns an element (one Zen 4 core, 4096, no sigmoid).
   const ExpfLanes tab = LoadExpfLanes();
   const __m512 one = _mm512_set1_ps(1.0f);
   for (; i + 16 <= n; i += 16) {
