@@ -92,23 +92,27 @@ Result<std::vector<Completion>> SampleCompletions(const DeepSeekV3& model, const
         }
       },
       Schedule::kDynamic);
-  // Sample from each sequence's pending logits; decode the unfinished ones together.
-  for (int64_t step = 0; step < opts.max_new_tokens; ++step) {
-    std::vector<Seq*> active;
-    for (Seq& s : seqs) {
-      if (s.done) continue;
-      const int32_t id = s.sampler->Sample(s.logits.data(), V);
-      s.out.ids.push_back(id);
-      s.out.logprobs.push_back(static_cast<float>(LogProbAt(s.logits.data(), V, id, opts.temperature)));
-      if (std::find(opts.stop_ids.begin(), opts.stop_ids.end(), id) != opts.stop_ids.end()) {
-        s.out.stopped = true;
-        s.done = true;
-      } else if (step + 1 == opts.max_new_tokens) {
-        s.done = true;
-      } else {
-        active.push_back(&s);
-      }
+  // Token `step` of a sequence (0-based), drawn from its pending logits by its own sampler: where
+  // and in which order sequences are sampled does not change what they draw.
+  auto sample = [&](Seq& s, int64_t step) {
+    const int32_t id = s.sampler->Sample(s.logits.data(), V);
+    s.out.ids.push_back(id);
+    s.out.logprobs.push_back(static_cast<float>(LogProbAt(s.logits.data(), V, id, opts.temperature)));
+    if (std::find(opts.stop_ids.begin(), opts.stop_ids.end(), id) != opts.stop_ids.end()) {
+      s.out.stopped = true;
+      s.done = true;
+    } else if (step + 1 == opts.max_new_tokens) {
+      s.done = true;
     }
+  };
+  ParallelFor(static_cast<int64_t>(seqs.size()), per_thread,
+              [&](int64_t i) { sample(seqs[static_cast<size_t>(i)], 0); });
+  // Decode the unfinished sequences together; each chunk's sequences then draw their next token on
+  // the thread that decoded them (serial sampling between the steps had the other threads idle).
+  for (int64_t step = 0; step + 1 < opts.max_new_tokens; ++step) {
+    std::vector<Seq*> active;
+    for (Seq& s : seqs)
+      if (!s.done) active.push_back(&s);
     if (active.empty()) break;
     // Chunks of sequences: one per thread at a time (kSequences), or one after another with
     // every product shared by the threads (kProducts).
@@ -127,7 +131,11 @@ Result<std::vector<Completion>> SampleCompletions(const DeepSeekV3& model, const
       }
       std::vector<float> out(static_cast<size_t>(n * V));
       status[ci] = model.DecodeBatch(ids.data(), n, caches.data(), out.data(), exchange);
-      for (int64_t j = 0; j < n; ++j) active[b0 + j]->logits.assign(out.begin() + j * V, out.begin() + (j + 1) * V);
+      if (!status[ci].ok()) return;
+      for (int64_t j = 0; j < n; ++j) {
+        active[b0 + j]->logits.assign(out.begin() + j * V, out.begin() + (j + 1) * V);
+        sample(*active[b0 + j], step + 1);
+      }
     };
     if (exchange_experts && n_chunks > 1 && n_chunks <= threads) {
       // One chunk per thread, the threads sharing the routed experts (ExpertExchange); a team
