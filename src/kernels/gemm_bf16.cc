@@ -390,17 +390,24 @@ int64_t PackedBf16WeightWords(int64_t N, int64_t K) {
   return (N + kNr - 1) / kNr * kNr * ((blocks - 1) * kPairs + (last + 1) / 2);
 }
 
-void PackBf16Weight(const float* w, int64_t N, int64_t K, uint32_t* out) {
-  const int64_t n_pad = (N + kNr - 1) / kNr * kNr;
-  for (int64_t k0 = 0; k0 < K; k0 += kKc)
-    PackB(/*tb=*/true, w, K, k0, std::min(kKc, K - k0), 0, N, out + n_pad * (k0 / 2));
+namespace {
+
+// All of op(B) (depth k × cols columns, b row-major with leading dimension ldb) packed as
+// SgemmBf16Serial packs it block by block: each k block's panels after the previous block's.
+void PackWholeB(bool tb, const float* b, int64_t ldb, int64_t depth, int64_t cols, uint32_t* out) {
+  const int64_t cols_pad = (cols + kNr - 1) / kNr * kNr;
+  for (int64_t k0 = 0; k0 < depth; k0 += kKc)
+    PackB(tb, b, ldb, k0, std::min(kKc, depth - k0), 0, cols, out + cols_pad * (k0 / 2));
 }
 
+}  // namespace
+
+// op(B) = wᵀ: the panels of SgemmBf16Serial(false, true, ...).
+void PackBf16Weight(const float* w, int64_t N, int64_t K, uint32_t* out) { PackWholeB(true, w, K, K, N, out); }
+
+// op(B) = w (N rows of k, K columns): the panels of SgemmBf16Serial(false, false, ...).
 void PackBf16WeightTransposed(const float* w, int64_t N, int64_t K, uint32_t* out) {
-  // op(B) = w (N rows of k, K columns): the panels SgemmBf16Serial(false, false, ...) packs.
-  const int64_t k_pad = (K + kNr - 1) / kNr * kNr;
-  for (int64_t n0 = 0; n0 < N; n0 += kKc)
-    PackB(/*tb=*/false, w, K, n0, std::min(kKc, N - n0), 0, K, out + k_pad * (n0 / 2));
+  PackWholeB(false, w, K, N, K, out);
 }
 
 int64_t PackedBf16RowsWords(int64_t T, int64_t K) { return (T + kMr - 1) / kMr * kMr * kPairs * ((K + kKc - 1) / kKc); }
