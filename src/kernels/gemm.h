@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 namespace r1::kernels {
 
@@ -45,6 +46,20 @@ void Sgemm(GemmPrecision precision, bool trans_a, bool trans_b, int64_t M, int64
 // of these). Every element is the same k-ordered sum whatever the shape of the call around it.
 void SgemmBf16Serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* a,
                      int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+// One product of SgemmBf16SerialSharedB: C (M, N) = alpha · op(A) · op(B) + beta · C, op(A) of M
+// rows (trans_a: a is K × M).
+struct Bf16Part {
+  int64_t M;
+  const float* a;
+  int64_t lda;
+  float* c;
+  int64_t ldc;
+};
+// SgemmBf16Serial for several products by the same op(B) (K × N), each block of which is rounded
+// and packed once for all of them: the weight gradients of matrices that multiply the same input
+// (dw = dyᵀ · x for the MLP's gate and up). Every part's C gets the bits of its own call.
+void SgemmBf16SerialSharedB(bool trans_a, bool trans_b, std::span<const Bf16Part> parts, int64_t N, int64_t K,
+                            float alpha, const float* b, int64_t ldb, float beta);
 // Weights packed once for many bf16 products out = x · wᵀ (w: N × K f32, row-major as stored):
 // the operand Sgemm's bf16 product rounds and packs on every call, prepared ahead. A decode step
 // multiplies every matrix by a few rows, where packing per call would cost as much as the

@@ -352,9 +352,17 @@ void Tiles(int64_t pairs, const uint32_t* a, int64_t mc, const uint32_t* bp, flo
 void SgemmBf16Serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* a,
                      int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
+  const Bf16Part part{M, a, lda, c, ldc};
+  SgemmBf16SerialSharedB(trans_a, trans_b, std::span(&part, 1), N, K, alpha, b, ldb, beta);
+}
+
+void SgemmBf16SerialSharedB(bool trans_a, bool trans_b, std::span<const Bf16Part> parts, int64_t N, int64_t K,
+                            float alpha, const float* b, int64_t ldb, float beta) {
+  if (N <= 0 || std::none_of(parts.begin(), parts.end(), [](const Bf16Part& q) { return q.M > 0; })) return;
   if (K <= 0 || alpha == 0.0f) {
-    for (int64_t i = 0; i < M; ++i)
-      for (int64_t j = 0; j < N; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+    for (const Bf16Part& q : parts)
+      for (int64_t i = 0; i < q.M; ++i)
+        for (int64_t j = 0; j < N; ++j) q.c[i * q.ldc + j] = beta == 0.0f ? 0.0f : beta * q.c[i * q.ldc + j];
     return;
   }
   static thread_local Words a_pack, b_pack;
@@ -367,19 +375,20 @@ void SgemmBf16Serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K
       const bool first = k0 == 0, load = !first || beta != 0.0f;
       const float c_beta = first ? beta : 1.0f;
       PackB(trans_b, b, ldb, k0, kc, j0, nc, b_pack.data());
-      for (int64_t i0 = 0; i0 < M; i0 += kMc) {
-        const int64_t mc = std::min(kMc, M - i0);
-        PackA(trans_a, a, lda, i0, mc, k0, kc, a_pack.data());
-        for (int64_t jp = 0; jp < nc; jp += kNr) {
-          const uint32_t* bp = b_pack.data() + jp / kNr * pairs * kNr;
-          const int cols = static_cast<int>(std::min<int64_t>(kNr, nc - jp));
-          float* cp = c + i0 * ldc + j0 + jp;
-          if (trans_a)
-            Tiles<false>(pairs, a_pack.data(), mc, bp, cp, ldc, cols, alpha, c_beta, load);
-          else
-            Tiles<true>(pairs, a_pack.data(), mc, bp, cp, ldc, cols, alpha, c_beta, load);
+      for (const Bf16Part& q : parts)  // each part's rows by the block of op(B) packed once
+        for (int64_t i0 = 0; i0 < q.M; i0 += kMc) {
+          const int64_t mc = std::min(kMc, q.M - i0);
+          PackA(trans_a, q.a, q.lda, i0, mc, k0, kc, a_pack.data());
+          for (int64_t jp = 0; jp < nc; jp += kNr) {
+            const uint32_t* bp = b_pack.data() + jp / kNr * pairs * kNr;
+            const int cols = static_cast<int>(std::min<int64_t>(kNr, nc - jp));
+            float* cp = q.c + i0 * q.ldc + j0 + jp;
+            if (trans_a)
+              Tiles<false>(pairs, a_pack.data(), mc, bp, cp, q.ldc, cols, alpha, c_beta, load);
+            else
+              Tiles<true>(pairs, a_pack.data(), mc, bp, cp, q.ldc, cols, alpha, c_beta, load);
+          }
         }
-      }
     }
   }
 }

@@ -593,10 +593,18 @@ const uint32_t* PackedInputs(const float* x, int64_t T, int64_t ldx, int64_t K, 
 
 }  // namespace
 
-void PackedBf16MatMul(const float* x, int64_t T, int64_t K, const uint32_t* packed, int64_t N, float* out,
-                      bool accumulate) {
+namespace {
+
+// Products of the same input x (T, K) by packed bf16 weights: x is packed once, in row blocks.
+struct PackedJob {
+  const uint32_t* packed;
+  int64_t N;
+  float* out;
+  bool accumulate;
+};
+
+void PackedBf16Products(const float* x, int64_t T, int64_t K, std::span<const PackedJob> jobs) {
   const int64_t row_blocks = (T + kPackedRowBlock - 1) / kPackedRowBlock;
-  const int64_t col_chunks = (N + kPackedColumns - 1) / kPackedColumns;
   thread_local std::vector<ScratchVector<uint32_t>> bufs;
   if (static_cast<int64_t>(bufs.size()) < row_blocks) bufs.resize(static_cast<size_t>(row_blocks));
   std::vector<const uint32_t*> xp(static_cast<size_t>(row_blocks));
@@ -605,19 +613,52 @@ void PackedBf16MatMul(const float* x, int64_t T, int64_t K, const uint32_t* pack
     xp[static_cast<size_t>(b)] =
         PackedInputs(x + t0 * K, std::min(kPackedRowBlock, T - t0), K, K, bufs[static_cast<size_t>(b)]);
   }
+  // Work items: (job, row block, column chunk), job by job.
+  std::vector<int64_t> first_item(jobs.size() + 1, 0);
+  for (size_t j = 0; j < jobs.size(); ++j)
+    first_item[j + 1] = first_item[j] + row_blocks * ((jobs[j].N + kPackedColumns - 1) / kPackedColumns);
   auto item = [&](int64_t i) {
-    const int64_t b = i / col_chunks, n0 = i % col_chunks * kPackedColumns, t0 = b * kPackedRowBlock;
-    PackedBf16Product(xp[static_cast<size_t>(b)], std::min(kPackedRowBlock, T - t0), K, packed, N, n0,
-                      std::min(N, n0 + kPackedColumns), out + t0 * N + n0, N, accumulate);
+    const size_t j =
+        static_cast<size_t>(std::upper_bound(first_item.begin(), first_item.end(), i) - first_item.begin()) - 1;
+    const PackedJob& m = jobs[j];
+    const int64_t col_chunks = (m.N + kPackedColumns - 1) / kPackedColumns, r = i - first_item[j];
+    const int64_t b = r / col_chunks, n0 = r % col_chunks * kPackedColumns, t0 = b * kPackedRowBlock;
+    PackedBf16Product(xp[static_cast<size_t>(b)], std::min(kPackedRowBlock, T - t0), K, m.packed, m.N, n0,
+                      std::min(m.N, n0 + kPackedColumns), m.out + t0 * m.N + n0, m.N, m.accumulate);
   };
-  const int64_t items = row_blocks * col_chunks;
-  const bool parallel = N * K * T >= (1 << 15) && items > 1 && omp_get_max_threads() > 1 && !omp_in_parallel();
+  int64_t total_n = 0;
+  for (const PackedJob& m : jobs) total_n += m.N;
+  const int64_t items = first_item.back();
+  const bool parallel = total_n * K * T >= (1 << 15) && items > 1 && omp_get_max_threads() > 1 && !omp_in_parallel();
   if (!parallel) {
     for (int64_t i = 0; i < items; ++i) item(i);
     return;
   }
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t i = 0; i < items; ++i) item(i);
+}
+
+}  // namespace
+
+void PackedBf16MatMul(const float* x, int64_t T, int64_t K, const uint32_t* packed, int64_t N, float* out,
+                      bool accumulate) {
+  const PackedJob job{packed, N, out, accumulate};
+  PackedBf16Products(x, T, K, std::span(&job, 1));
+}
+
+void MatMulSharedInput(const float* x, int64_t T, std::span<const SharedInputJob> jobs) {
+  if (T <= 0 || jobs.empty()) return;
+  const int64_t K = jobs[0].w->cols();
+  const bool packed = std::all_of(jobs.begin(), jobs.end(), [&](const SharedInputJob& j) {
+    return j.w->bf16_packed != nullptr && j.w->cols() == K;
+  });
+  if (!packed) {
+    for (const SharedInputJob& j : jobs) MatMul(x, T, *j.w, j.out, j.accumulate);
+    return;
+  }
+  std::vector<PackedJob> pj;
+  for (const SharedInputJob& j : jobs) pj.push_back({j.w->bf16_packed, j.w->rows(), j.out, j.accumulate});
+  PackedBf16Products(x, T, K, pj);
 }
 
 void GemvRows(const float* x, const TensorView& w, int64_t row_begin, int64_t row_end, float* out,
@@ -655,13 +696,25 @@ void MatMulMany(const std::vector<MatMulJob>& jobs) {
   for (size_t j = 0; j < jobs.size(); ++j) {
     const MatMulJob& m = jobs[j];
     if (m.T > kMaxBatchGemv) {
-      MatMul(m.x, m.T, *m.w, m.out, m.accumulate);
+      if (j + 1 < jobs.size() && jobs[j + 1].x == m.x && jobs[j + 1].T == m.T) {  // gate and up: x packed once
+        const SharedInputJob pair[2] = {{m.w, m.out, m.accumulate},
+                                        {jobs[j + 1].w, jobs[j + 1].out, jobs[j + 1].accumulate}};
+        MatMulSharedInput(m.x, m.T, pair);
+        ++j;
+      } else {
+        MatMul(m.x, m.T, *m.w, m.out, m.accumulate);
+      }
       continue;
     }
     if (m.T <= 0) continue;
-    if (m.w->bf16_packed)
-      xq[j] = PackedInputs(m.x, m.T, m.w->cols(), m.w->cols(), packed[j]);
-    else
+    if (m.w->bf16_packed) {
+      // Consecutive products of the same input (an expert's gate and up) share its packed rows.
+      const MatMulJob* prev = j > 0 && xq[j - 1] ? &jobs[j - 1] : nullptr;
+      if (prev && prev->x == m.x && prev->T == m.T && prev->w->cols() == m.w->cols())
+        xq[j] = xq[j - 1];
+      else
+        xq[j] = PackedInputs(m.x, m.T, m.w->cols(), m.w->cols(), packed[j]);
+    } else
       xp[j] = PrepareX(m.x, m.T, *m.w, bufs[j], &xs[j]);
     for (int64_t n0 = 0; n0 < m.w->rows(); n0 += kChunk) items.emplace_back(j, n0);
   }

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "core/tensor.h"
@@ -50,6 +51,17 @@ void GemvRowsBatch(const float* x, int64_t T, int64_t x_stride, const TensorView
 void PackedBf16MatMul(const float* x, int64_t T, int64_t K, const uint32_t* packed, int64_t N, float* out,
                       bool accumulate);
 
+// One product of MatMulSharedInput: out (T, w.rows()) (=|+=) x · wᵀ.
+struct SharedInputJob {
+  const TensorView* w;
+  float* out;
+  bool accumulate = false;
+};
+// Products of one input x (T, K) by several matrices of K columns (the MLP's gate and up, MLA's
+// query and latent down-projections), each out with exactly MatMul's bits. When every matrix
+// carries a packed bf16 copy, x is rounded and packed once for all of them and their column
+// chunks share one parallel loop.
+void MatMulSharedInput(const float* x, int64_t T, std::span<const SharedInputJob> jobs);
 // One product of MatMulMany: out (T, N) (=|+=) x (T, K) · wᵀ.
 struct MatMulJob {
   const float* x;
@@ -62,7 +74,8 @@ struct MatMulJob {
 // Independent products, each with exactly MatMul's result. The small ones (T <= kMaxBatchGemv)
 // share one OpenMP region that hands out row chunks of all of them, so the many small products of
 // an MoE layer in a decode step cost one fork/join instead of one each; larger ones run one after
-// another on sgemm.
+// another on sgemm. Consecutive jobs on the same input rows (an expert's gate and up) by packed
+// bf16 copies pack those rows once.
 void MatMulMany(const std::vector<MatMulJob>& jobs);
 
 // Backward of MatMul for an f32 weight w (N, K): dx (T, K) += dy (T, N)·w (dx = … when
@@ -72,5 +85,14 @@ void MatMulBackward(const float* x, int64_t T, const TensorView& w, const float*
                     bool accumulate_dx = true);
 void MatMulBackward(const float* x, int64_t T, const TensorView& w, const float* dy, float* dx, float* dw,
                     bool accumulate_dx, GemmPrecision precision);
+// The weight gradients of MatMulBackward for matrices that multiplied the same input x (T, K):
+// dw (N, K) += dyᵀ (N, T) · x for each job, with its bits. With bf16 products on one thread (the
+// lanes of a GRPO update, or one thread in all), x is rounded and packed once for all of them.
+struct WeightGradJob {
+  const float* dy;  // (T, N)
+  int64_t N;
+  float* dw;  // (N, K)
+};
+void WeightGradsSharedInput(const float* x, int64_t T, int64_t K, std::span<const WeightGradJob> jobs);
 
 }  // namespace r1::kernels

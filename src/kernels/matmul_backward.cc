@@ -1,4 +1,8 @@
 // Backward of MatMul for f32 weights (training keeps f32 master weights).
+#include <omp.h>
+
+#include <vector>
+
 #include "kernels/gemm.h"
 #include "kernels/matmul.h"
 
@@ -18,6 +22,18 @@ void MatMulBackward(const float* x, int64_t T, const TensorView& w, const float*
     Sgemm(precision, false, false, T, K, N, 1.0f, dy, N, w.f32(), K, accumulate_dx ? 1.0f : 0.0f, dx, K);
   if (dw)  // dw (N, K) += dy (T, N)ᵀ · x (T, K)
     Sgemm(precision, true, false, N, K, T, 1.0f, dy, N, x, K, 1.0f, dw, K);
+}
+
+void WeightGradsSharedInput(const float* x, int64_t T, int64_t K, std::span<const WeightGradJob> jobs) {
+  const GemmPrecision precision = CurrentGemmPrecision();
+  if (precision == GemmPrecision::kBf16 && (omp_in_parallel() || omp_get_max_threads() == 1)) {
+    // Sgemm would run each of these on this thread alone: the same products, x packed once.
+    std::vector<Bf16Part> parts;
+    for (const WeightGradJob& j : jobs) parts.push_back({j.N, j.dy, j.N, j.dw, K});
+    SgemmBf16SerialSharedB(/*trans_a=*/true, /*trans_b=*/false, parts, K, T, 1.0f, x, K, 1.0f);
+    return;
+  }
+  for (const WeightGradJob& j : jobs) Sgemm(precision, true, false, j.N, K, T, 1.0f, j.dy, j.N, x, K, 1.0f, j.dw, K);
 }
 
 }  // namespace r1::kernels

@@ -214,8 +214,12 @@ uint64_t RunExperts(std::vector<ExpertTask>& tasks, int64_t piece) {
     const int64_t F = t.w->gate_proj.rows();
     t.g.resize(static_cast<size_t>(t.n * F));
     t.u.resize(static_cast<size_t>(t.n * F));
-    add(t.x, t.n, t.w->gate_proj, t.g.data());
-    add(t.x, t.n, t.w->up_proj, t.u.data());
+    const int64_t step = piece > 0 ? piece : t.n;
+    for (int64_t r = 0; r < t.n; r += step) {  // each piece's gate then up: MatMulMany packs the rows once
+      const int64_t n = std::min(step, t.n - r);
+      add(t.x + r * t.w->gate_proj.cols(), n, t.w->gate_proj, t.g.data() + r * F);
+      add(t.x + r * t.w->up_proj.cols(), n, t.w->up_proj, t.u.data() + r * F);
+    }
   }
   k::MatMulMany(jobs);
   jobs.clear();

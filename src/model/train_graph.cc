@@ -126,8 +126,8 @@ void MlpHidden(const MlpWeights& w, const float* x, int64_t n, MlpActs& s) {
   s.u = Uninit(n * F);
   s.a = Uninit(n * F);
   s.sig = Uninit(n * F);
-  k::MatMul(x, n, w.gate_proj, s.g.data());
-  k::MatMul(x, n, w.up_proj, s.u.data());
+  const k::SharedInputJob gate_up[2] = {{&w.gate_proj, s.g.data()}, {&w.up_proj, s.u.data()}};
+  k::MatMulSharedInput(x, n, gate_up);
   k::SwiGLU(s.g.data(), s.u.data(), s.a.data(), n * F, s.sig.data());
 }
 
@@ -144,8 +144,10 @@ void MlpBackward(const MlpWeights& w, const MlpWeights& gw, const float* x, int6
   Vec da = Uninit(n * F), dg = Uninit(n * F), du = Uninit(n * F);  // each assigned whole below
   k::MatMulBackward(s.a.data(), n, w.down_proj, dy, da.data(), G(gw.down_proj), /*accumulate_dx=*/false);
   k::SwiGLUBackward(s.g.data(), s.u.data(), da.data(), dg.data(), du.data(), n * F, s.sig.data());
-  k::MatMulBackward(x, n, w.gate_proj, dg.data(), dx, G(gw.gate_proj), accumulate_dx);
-  k::MatMulBackward(x, n, w.up_proj, du.data(), dx, G(gw.up_proj));
+  k::MatMulBackward(x, n, w.gate_proj, dg.data(), dx, nullptr, accumulate_dx);
+  k::MatMulBackward(x, n, w.up_proj, du.data(), dx, nullptr);
+  const k::WeightGradJob dw[2] = {{dg.data(), F, G(gw.gate_proj)}, {du.data(), F, G(gw.up_proj)}};
+  k::WeightGradsSharedInput(x, n, w.gate_proj.cols(), dw);
 }
 
 // ---- MLA, naive form (spec §3.2) ----------------------------------------------------------------
@@ -204,20 +206,21 @@ void AttnForward(const Ctx& cx, const AttentionWeights& w, const float* x, float
   const int64_t Dn = c.qk_nope_head_dim, Dv = c.v_head_dim, Dqk = c.qk_head_dim();
   // Every buffer below is assigned whole by the product, norm, copy or kernel that fills it.
   s.q = Uninit(N * H * Dqk);
-  if (c.q_lora_rank > 0) {
+  Vec kv = Uninit(N * (R + Dr));
+  // The products of x: the query's (down-projection, or whole) and the latent's, x packed once.
+  const bool lora = c.q_lora_rank > 0;
+  if (lora) s.cq_pre = Uninit(N * c.q_lora_rank);
+  const k::SharedInputJob of_x[2] = {{lora ? &w.q_a_proj : &w.q_proj, lora ? s.cq_pre.data() : s.q.data()},
+                                     {&w.kv_a_proj_with_mqa, kv.data()}};
+  k::MatMulSharedInput(x, N, of_x);
+  if (lora) {
     const int64_t Q = c.q_lora_rank;
-    s.cq_pre = Uninit(N * Q);
     s.cq = Uninit(N * Q);
     s.rstd_q = Uninit(N);
-    k::MatMul(x, N, w.q_a_proj, s.cq_pre.data());
     k::RmsNorm(s.cq_pre.data(), w.q_a_layernorm, N, Q, cx.eps, s.cq.data(), s.rstd_q.data());
     k::MatMul(s.cq.data(), N, w.q_b_proj, s.q.data());
-  } else {
-    k::MatMul(x, N, w.q_proj, s.q.data());
   }
   k::RopeInterleaved(s.q.data() + Dn, N, H, H * Dqk, Dqk, cx.pos.data(), cx.inv_freq.data(), Dr, cx.rope_factor);
-  Vec kv = Uninit(N * (R + Dr));
-  k::MatMul(x, N, w.kv_a_proj_with_mqa, kv.data());
   s.lat_pre = Uninit(N * R);
   s.kpe = Uninit(N * Dr);
   for (int64_t n = 0; n < N; ++n) {
@@ -317,19 +320,26 @@ void AttnBackward(const Ctx& cx, const AttentionWeights& w, const AttentionWeigh
     std::copy_n(dlat_pre.data() + n * R, R, dkv.data() + n * (R + Dr));
     std::copy_n(dkpe.data() + n * Dr, Dr, dkv.data() + n * (R + Dr) + R);
   }
-  k::MatMulBackward(x, N, w.kv_a_proj_with_mqa, dkv.data(), dx, G(gw.kv_a_proj_with_mqa));
+  k::MatMulBackward(x, N, w.kv_a_proj_with_mqa, dkv.data(), dx, nullptr);
   k::RopeInterleaved(dq.data() + Dn, N, H, H * Dqk, Dqk, cx.pos.data(), cx.inv_freq.data(), Dr, cx.rope_factor,
                      /*inverse=*/true);
+  // The weight gradients of the products of x at the end, x packed once for both.
+  std::vector<k::WeightGradJob> of_x = {{dkv.data(), R + Dr, G(gw.kv_a_proj_with_mqa)}};
+  Vec dcq_pre;
   if (c.q_lora_rank > 0) {
     const int64_t Q = c.q_lora_rank;
-    Vec dcq = Uninit(N * Q), dcq_pre = Zeros(N * Q);
+    Vec dcq = Uninit(N * Q);
+    dcq_pre = Zeros(N * Q);
     k::MatMulBackward(s.cq.data(), N, w.q_b_proj, dq.data(), dcq.data(), G(gw.q_b_proj), /*accumulate_dx=*/false);
     k::RmsNormBackward(s.cq_pre.data(), w.q_a_layernorm, s.rstd_q.data(), dcq.data(), N, Q, dcq_pre.data(),
                        G(gw.q_a_layernorm));
-    k::MatMulBackward(x, N, w.q_a_proj, dcq_pre.data(), dx, G(gw.q_a_proj));
+    k::MatMulBackward(x, N, w.q_a_proj, dcq_pre.data(), dx, nullptr);
+    of_x.push_back({dcq_pre.data(), Q, G(gw.q_a_proj)});
   } else {
-    k::MatMulBackward(x, N, w.q_proj, dq.data(), dx, G(gw.q_proj));
+    k::MatMulBackward(x, N, w.q_proj, dq.data(), dx, nullptr);
+    of_x.push_back({dq.data(), H * Dqk, G(gw.q_proj)});
   }
+  k::WeightGradsSharedInput(x, N, c.hidden_size, of_x);
 }
 
 // ---- DeepSeekMoE (spec §5) ---------------------------------------------------------------------

@@ -83,6 +83,35 @@ TEST(SgemmBf16, SameBitsAtAnyThreadCount) {
       }
 }
 
+// Several products by one op(B), packed once (SgemmBf16SerialSharedB): each part's C is the bits
+// of its own call, for both layouts of A and B, several k and column blocks, a part without rows,
+// beta 0 and 1, and padded leading dimensions left alone.
+TEST(SgemmBf16, PartsSharingBAreEachTheirOwnProduct) {
+  const int64_t N = 1100, K = 530;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (float beta : {0.0f, 1.0f}) {
+        Rng rng(3 + ta * 2 + tb + static_cast<int>(beta) * 4);
+        const int64_t ldb = (tb ? K : N) + 1;
+        const auto b = RandomVec(rng, (tb ? N : K) * ldb);
+        const std::vector<int64_t> Ms = {150, 0, 13};
+        std::vector<std::vector<float>> as, want, got;
+        std::vector<Bf16Part> parts;
+        for (int64_t M : Ms) {
+          const int64_t lda = (ta ? M : K) + 2, ldc = N + 3;
+          as.push_back(RandomVec(rng, (ta ? K : M) * lda + 1));
+          want.push_back(RandomVec(rng, M * ldc + 1));
+          got.push_back(want.back());
+          SgemmBf16Serial(ta, tb, M, N, K, 0.5f, as.back().data(), lda, b.data(), ldb, beta, want.back().data(), ldc);
+        }
+        for (size_t i = 0; i < Ms.size(); ++i)
+          parts.push_back({Ms[i], as[i].data(), (ta ? Ms[i] : K) + 2, got[i].data(), N + 3});
+        SgemmBf16SerialSharedB(ta, tb, parts, N, K, 0.5f, b.data(), ldb, beta);
+        for (size_t i = 0; i < Ms.size(); ++i)
+          EXPECT_EQ(got[i], want[i]) << "part " << i << " ta " << ta << " tb " << tb << " beta " << beta;
+      }
+}
+
 // 1 + 2⁻⁸ lies halfway between the bf16 values 1 and 1 + 2⁻⁷ and rounds to the even one (1);
 // 1 + 3·2⁻⁸ rounds up to 1 + 2⁻⁶; a NaN operand makes its row of C NaN.
 TEST(SgemmBf16, RoundsTiesToEvenAndKeepsNaN) {

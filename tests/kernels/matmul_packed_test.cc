@@ -1,6 +1,7 @@
 // Products by a weight's packed bf16 copy (TensorView::bf16_packed, kernels::PackBf16Weight):
-// every entry point that honours the copy — MatMul at any row count, MatMulMany, GemvRowsBatch
-// on a row range, Gemv — gives exactly the bits of Sgemm's bf16 product of the same operands
+// every entry point that honours the copy — MatMul at any row count, MatMulMany (whose
+// consecutive jobs on one input share its packing), MatMulSharedInput, GemvRowsBatch on a row
+// range, Gemv — gives exactly the bits of Sgemm's bf16 product of the same operands
 // (itself checked against a double reference of the rounded operands in gemm_bf16_test), at 1 or
 // 2 threads and inside a parallel region, for shapes with row, column and odd-k tails, several k
 // blocks (K > 512) and several row blocks (T > 144); row t of a batch is the bits of that row
@@ -10,6 +11,7 @@
 
 #include <array>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -49,6 +51,17 @@ std::vector<float> SgemmBf16(const std::vector<float>& x, int64_t T, const Packe
   return out;
 }
 
+// Runs fn with `threads` OpenMP threads (1 or 2), or with 0 on thread 1 of a parallel region of two.
+void RunAt(int threads, const std::function<void()>& fn) {
+  omp_set_num_threads(threads == 0 ? 2 : threads);
+  if (threads == 0) {
+#pragma omp parallel num_threads(2)
+    if (omp_get_thread_num() == 1) fn();
+  } else {
+    fn();
+  }
+}
+
 std::string Shape3(int64_t T, int64_t N, int64_t K) {
   return std::to_string(T) + " x " + std::to_string(N) + " x " + std::to_string(K);
 }
@@ -66,13 +79,7 @@ TEST(PackedBf16, MatMulIsSgemmBf16AtAnyThreadCount) {
       const auto want = SgemmBf16(x, T, w, out0, accumulate);
       for (int threads : {1, 2, 0}) {  // 0: by thread 1 of a parallel region of two
         std::vector<float> got = out0;
-        omp_set_num_threads(threads == 0 ? 2 : threads);
-        if (threads == 0) {
-#pragma omp parallel num_threads(2)
-          if (omp_get_thread_num() == 1) MatMul(x.data(), T, w.view(), got.data(), accumulate);
-        } else {
-          MatMul(x.data(), T, w.view(), got.data(), accumulate);
-        }
+        RunAt(threads, [&] { MatMul(x.data(), T, w.view(), got.data(), accumulate); });
         EXPECT_EQ(got, want) << Shape3(T, N, K) << " threads " << threads << (accumulate ? " acc" : "");
       }
     }
@@ -155,18 +162,117 @@ TEST(PackedBf16, BackwardByTheTransposedCopyIsSgemmBf16) {
         auto run = [&] {
           MatMulBackward(x.data(), T, v, dy.data(), got.data(), got_dw.data(), accumulate, GemmPrecision::kBf16);
         };
-        omp_set_num_threads(threads == 0 ? 2 : threads);
-        if (threads == 0) {
-#pragma omp parallel num_threads(2)
-          if (omp_get_thread_num() == 1) run();
-        } else {
-          run();
-        }
+        RunAt(threads, run);
         EXPECT_EQ(got, want) << Shape3(T, N, K) << " threads " << threads << (accumulate ? " acc" : "");
         EXPECT_EQ(got_dw, want_dw) << Shape3(T, N, K) << " threads " << threads;
       }
     }
     omp_set_num_threads(saved);
+  }
+}
+
+// Products of one input: MatMulSharedInput packs x once for every matrix, and MatMulMany shares
+// the packing between consecutive jobs on the same rows (an expert's gate and up, small and large
+// T). Each output is still exactly its own product's bits — one matrix with several k blocks, one
+// with a column tail, accumulate and assign — at 1 and 2 threads and inside a parallel region, and
+// views without the copy take their own f32 products.
+TEST(PackedBf16, ProductsOfOneInputAreEachTheirOwn) {
+  const int saved = omp_get_max_threads();
+  for (int64_t T : {1, 13, 32, 33, 300}) {
+    for (int64_t K : {96, 700}) {
+      Rng rng(41 + T * 3 + K);
+      const PackedWeight a(rng, 256, K), b(rng, 70, K), c(rng, 33, K);
+      const auto x = RandomVec(rng, T * K);
+      const std::vector<const PackedWeight*> ws = {&a, &b, &c};
+      std::vector<std::vector<float>> out0, want;
+      for (size_t i = 0; i < ws.size(); ++i) {
+        out0.push_back(RandomVec(rng, T * ws[i]->N));
+        want.push_back(SgemmBf16(x, T, *ws[i], out0[i], /*accumulate=*/i == 1));
+      }
+      std::vector<TensorView> views;
+      for (const PackedWeight* w : ws) views.push_back(w->view());
+      for (int threads : {1, 2, 0}) {  // 0: by thread 1 of a parallel region of two
+        std::vector<std::vector<float>> got = out0, many = out0;
+        std::vector<SharedInputJob> jobs;
+        std::vector<MatMulJob> mjobs;
+        for (size_t i = 0; i < ws.size(); ++i) {
+          jobs.push_back({&views[i], got[i].data(), i == 1});
+          mjobs.push_back({x.data(), T, &views[i], many[i].data(), i == 1});
+        }
+        auto run = [&] {
+          MatMulSharedInput(x.data(), T, jobs);
+          MatMulMany(mjobs);
+        };
+        RunAt(threads, run);
+        for (size_t i = 0; i < ws.size(); ++i) {
+          EXPECT_EQ(got[i], want[i]) << "shared input, " << Shape3(T, ws[i]->N, K) << " threads " << threads;
+          EXPECT_EQ(many[i], want[i]) << "MatMulMany, " << Shape3(T, ws[i]->N, K) << " threads " << threads;
+        }
+      }
+      omp_set_num_threads(saved);
+      // Without the copies: each matrix's own (f32) product.
+      std::vector<TensorView> plain;
+      for (const PackedWeight* w : ws) plain.push_back(w->view(/*packed=*/false));
+      std::vector<std::vector<float>> got = out0, own = out0;
+      std::vector<SharedInputJob> jobs;
+      for (size_t i = 0; i < ws.size(); ++i) {
+        jobs.push_back({&plain[i], got[i].data(), i == 1});
+        MatMul(x.data(), T, plain[i], own[i].data(), i == 1);
+      }
+      MatMulSharedInput(x.data(), T, jobs);
+      for (size_t i = 0; i < ws.size(); ++i) EXPECT_EQ(got[i], own[i]) << "f32, " << Shape3(T, ws[i]->N, K);
+    }
+  }
+}
+
+// The weight gradients of matrices that multiplied one input (WeightGradsSharedInput, x packed
+// once on one thread): each dw gets exactly MatMulBackward's bits in the same setting — bf16 at 1
+// thread and inside a parallel region (the shared packing), at 2 threads (separate products), and
+// f32 — and in bf16 Sgemm's at any thread count, with T over one k block (> 512) and odd, and a
+// gradient with a column tail.
+TEST(PackedBf16, WeightGradientsOfOneInputAreEachTheirOwn) {
+  const int saved = omp_get_max_threads();
+  for (int64_t T : {1, 37, 601}) {
+    const int64_t K = 80;
+    Rng rng(53 + T);
+    const auto x = RandomVec(rng, T * K);
+    const std::vector<int64_t> Ns = {256, 33, 70};
+    std::vector<std::vector<float>> dys, dw0;
+    for (int64_t N : Ns) {
+      dys.push_back(RandomVec(rng, T * N));
+      dw0.push_back(RandomVec(rng, N * K));
+    }
+    for (GemmPrecision precision : {GemmPrecision::kBf16, GemmPrecision::kF32}) {
+      std::vector<std::vector<float>> want = dw0;
+      for (size_t i = 0; i < Ns.size(); ++i)
+        Sgemm(precision, true, false, Ns[i], K, T, 1.0f, dys[i].data(), Ns[i], x.data(), K, 1.0f, want[i].data(), K);
+      for (int threads : {1, 2, 0}) {
+        // own: MatMulBackward's dw in the same setting (OpenBLAS's f32 sums may depend on its threads).
+        std::vector<std::vector<float>> got = dw0, own = dw0;
+        std::vector<WeightGradJob> jobs;
+        for (size_t i = 0; i < Ns.size(); ++i) jobs.push_back({dys[i].data(), Ns[i], got[i].data()});
+        auto run = [&] {
+          const ScopedGemmPrecision scope(precision);
+          WeightGradsSharedInput(x.data(), T, K, jobs);
+          for (size_t i = 0; i < Ns.size(); ++i) {
+            TensorView w;
+            w.dtype = DType::kF32;
+            w.shape = Shape{Ns[i], K};
+            MatMulBackward(x.data(), T, w, dys[i].data(), nullptr, own[i].data());
+          }
+        };
+        RunAt(threads, run);
+        for (size_t i = 0; i < Ns.size(); ++i) {
+          const std::string what = "T " + std::to_string(T) + " N " + std::to_string(Ns[i]) + " threads " +
+                                   std::to_string(threads) + (precision == GemmPrecision::kBf16 ? " bf16" : " f32");
+          EXPECT_EQ(got[i], own[i]) << what << ": against MatMulBackward";
+          if (precision == GemmPrecision::kBf16) {
+            EXPECT_EQ(got[i], want[i]) << what << ": against Sgemm";
+          }
+        }
+      }
+      omp_set_num_threads(saved);
+    }
   }
 }
 
