@@ -64,33 +64,32 @@ void DeepSeekV3::Product(const float* x, int64_t T, const TensorView& w, float* 
   k::MatMul(x, T, w, out, accumulate);
 }
 
-void DeepSeekV3::Query(const LayerWeights& lw, const float* x, int64_t T, const int32_t* pos, float* q) const {
-  const ModelConfig& c = config_;
-  const int64_t H = c.num_attention_heads, Dqk = c.qk_head_dim();
-  if (c.q_lora_rank > 0) {
-    // cq (T, q_lora_rank) = RMSNorm(x · q_a_projᵀ); q = cq · q_b_projᵀ
-    ScratchVector<float> cq(static_cast<size_t>(T * c.q_lora_rank));
-    Product(x, T, lw.attn.q_a_proj, cq.data());
-    k::RmsNorm(cq.data(), lw.attn.q_a_layernorm, T, c.q_lora_rank, static_cast<float>(c.rms_norm_eps), cq.data());
-    Product(cq.data(), T, lw.attn.q_b_proj, q);
-  } else {
-    Product(x, T, lw.attn.q_proj, q);
-  }
-  // q: (T, H, Dqk); rotate the last Dr of every head.
-  k::RopeInterleaved(q + c.qk_nope_head_dim, T, H, H * Dqk, Dqk, pos, inv_freq_.data(), c.qk_rope_head_dim,
-                     rope_attention_factor_);
+void DeepSeekV3::Products(const float* x, int64_t T, std::span<const k::SharedInputJob> jobs) const {
+  for (const k::SharedInputJob& j : jobs) Streamed(j.w->nbytes());
+  k::MatMulSharedInput(x, T, jobs);
 }
 
-void DeepSeekV3::LatentKv(const LayerWeights& lw, const float* x, int64_t T, const int32_t* pos, float* c_out,
-                          float* kpe_out) const {
+void DeepSeekV3::QueryAndLatent(const LayerWeights& lw, const float* x, int64_t T, const int32_t* pos, float* q,
+                                float* c_out, float* kpe_out) const {
   const ModelConfig& c = config_;
-  const int64_t R = c.kv_lora_rank, Dr = c.qk_rope_head_dim;
-  // kv (T, R + Dr) = x · kv_a_proj_with_mqaᵀ; c = RMSNorm(kv[:, :R]); kpe = RoPE(kv[:, R:])
-  ScratchVector<float> kv(static_cast<size_t>(T * (R + Dr)));
-  Product(x, T, lw.attn.kv_a_proj_with_mqa, kv.data());
+  const int64_t H = c.num_attention_heads, Dqk = c.qk_head_dim(), R = c.kv_lora_rank, Dr = c.qk_rope_head_dim;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  // The products of x: cq (T, q_lora_rank) = x · q_a_projᵀ (or q itself = x · q_projᵀ) and
+  // kv (T, R + Dr) = x · kv_a_proj_with_mqaᵀ.
+  const bool lora = c.q_lora_rank > 0;
+  ScratchVector<float> cq(static_cast<size_t>(lora ? T * c.q_lora_rank : 0)), kv(static_cast<size_t>(T * (R + Dr)));
+  const k::SharedInputJob of_x[2] = {{lora ? &lw.attn.q_a_proj : &lw.attn.q_proj, lora ? cq.data() : q},
+                                     {&lw.attn.kv_a_proj_with_mqa, kv.data()}};
+  Products(x, T, of_x);
+  if (lora) {  // q = RMSNorm(cq) · q_b_projᵀ
+    k::RmsNorm(cq.data(), lw.attn.q_a_layernorm, T, c.q_lora_rank, eps, cq.data());
+    Product(cq.data(), T, lw.attn.q_b_proj, q);
+  }
+  // q: (T, H, Dqk); rotate the last Dr of every head.
+  k::RopeInterleaved(q + c.qk_nope_head_dim, T, H, H * Dqk, Dqk, pos, inv_freq_.data(), Dr, rope_attention_factor_);
+  // c = RMSNorm(kv[:, :R]); kpe = RoPE(kv[:, R:])
   for (int64_t t = 0; t < T; ++t) {
-    k::RmsNorm(kv.data() + t * (R + Dr), lw.attn.kv_a_layernorm, 1, R, static_cast<float>(c.rms_norm_eps),
-               c_out + t * R);
+    k::RmsNorm(kv.data() + t * (R + Dr), lw.attn.kv_a_layernorm, 1, R, eps, c_out + t * R);
     std::copy_n(kv.data() + t * (R + Dr) + R, Dr, kpe_out + t * Dr);
   }
   k::RopeInterleaved(kpe_out, T, 1, Dr, Dr, pos, inv_freq_.data(), Dr, rope_attention_factor_);
@@ -104,9 +103,8 @@ void DeepSeekV3::AttentionNaive(int64_t l, const float* x, int64_t T, const int3
   const int64_t H = c.num_attention_heads, R = c.kv_lora_rank, Dr = c.qk_rope_head_dim;
   const int64_t Dn = c.qk_nope_head_dim, Dv = c.v_head_dim, Dqk = c.qk_head_dim();
   ScratchVector<float> q(static_cast<size_t>(T * H * Dqk));
-  Query(lw, x, T, pos, q.data());
   ScratchVector<float> lat(static_cast<size_t>(T * R)), kpe(static_cast<size_t>(T * Dr));
-  LatentKv(lw, x, T, pos, lat.data(), kpe.data());
+  QueryAndLatent(lw, x, T, pos, q.data(), lat.data(), kpe.data());
   if (cache) {
     std::copy(lat.begin(), lat.end(), cache->c(l) + cache->length() * R);
     std::copy(kpe.begin(), kpe.end(), cache->kpe(l) + cache->length() * Dr);
@@ -137,10 +135,9 @@ void DeepSeekV3::AttentionAbsorbed(int64_t l, const float* x, int64_t T, const i
   const int64_t H = c.num_attention_heads, R = c.kv_lora_rank, Dr = c.qk_rope_head_dim;
   const int64_t Dn = c.qk_nope_head_dim, Dv = c.v_head_dim, Dqk = c.qk_head_dim();
   ScratchVector<float> q(static_cast<size_t>(T * H * Dqk));
-  Query(lw, x, T, pos, q.data());
-  // New latents and rope keys go straight to the end of each sequence's cache.
   ScratchVector<float> lat(static_cast<size_t>(T * R)), kpe(static_cast<size_t>(T * Dr));
-  LatentKv(lw, x, T, pos, lat.data(), kpe.data());
+  QueryAndLatent(lw, x, T, pos, q.data(), lat.data(), kpe.data());
+  // New latents and rope keys go straight to the end of each sequence's cache.
   for (const Segment& sg : segs) {
     const int64_t start = sg.cache->length();
     std::copy_n(lat.data() + sg.row0 * R, sg.n * R, sg.cache->c(l) + start * R);
@@ -178,8 +175,8 @@ void DeepSeekV3::AttentionAbsorbed(int64_t l, const float* x, int64_t T, const i
 void DeepSeekV3::Mlp(const MlpWeights& w, const float* x, int64_t T, float* out, bool accumulate) const {
   const int64_t F = w.gate_proj.rows();
   ScratchVector<float> g(static_cast<size_t>(T * F)), u(static_cast<size_t>(T * F));
-  Product(x, T, w.gate_proj, g.data());
-  Product(x, T, w.up_proj, u.data());
+  const k::SharedInputJob gate_up[2] = {{&w.gate_proj, g.data()}, {&w.up_proj, u.data()}};
+  Products(x, T, gate_up);
   k::SwiGLU(g.data(), u.data(), g.data(), T * F);
   Product(g.data(), T, w.down_proj, out, accumulate);
 }

@@ -11,12 +11,14 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "core/memory.h"
 #include "core/status.h"
 #include "io/safetensors.h"
+#include "kernels/matmul.h"
 #include "model/config.h"
 #include "model/latent_cache.h"
 #include "model/weights.h"
@@ -110,10 +112,12 @@ class DeepSeekV3 {
   // k::MatMul, counted in bytes_streamed_.
   void Product(const float* x, int64_t T, const TensorView& w, float* out, bool accumulate = false) const;
   void Streamed(uint64_t bytes) const { bytes_streamed_.fetch_add(bytes, std::memory_order_relaxed); }
-  // q (T, H, Dqk) with RoPE applied to its rope part.
-  void Query(const LayerWeights& lw, const float* x, int64_t T, const int32_t* pos, float* q) const;
-  // c (T, R) normalized latent and kpe (T, Dr) rotated rope key, written with the given row strides.
-  void LatentKv(const LayerWeights& lw, const float* x, int64_t T, const int32_t* pos, float* c, float* kpe) const;
+  // k::MatMulSharedInput (x packed once for every matrix), counted in bytes_streamed_.
+  void Products(const float* x, int64_t T, std::span<const kernels::SharedInputJob> jobs) const;
+  // From the normed input x (T, C): q (T, H, Dqk) with RoPE applied to its rope part, the
+  // normalized latent c (T, R) and the rotated rope key kpe (T, Dr).
+  void QueryAndLatent(const LayerWeights& lw, const float* x, int64_t T, const int32_t* pos, float* q, float* c,
+                      float* kpe) const;
   // Adds the feed-forward output of layer l (dense or MoE) for normed input x (T, C) to h.
   void FeedForward(const LayerWeights& lw, const float* x, int64_t T, float* h, ExpertExchange* ex) const;
   void Mlp(const MlpWeights& w, const float* x, int64_t T, float* out, bool accumulate) const;
