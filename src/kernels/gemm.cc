@@ -55,7 +55,14 @@ void Sgemm(GemmPrecision precision, bool trans_a, bool trans_b, int64_t M, int64
   int64_t bands = std::min<int64_t>(threads, extent / kAlign);
   while (bands > 1 && smallest(bands) <= kSmallKernelMnk) --bands;
   if (bands <= 1 || K <= 0) {
+    // One call. OpenBLAS (OpenMP build) would share a product over 2.6e5 multiply-adds between
+    // omp_get_max_threads() threads of its own, whose partition changes the sums of its edge tiles
+    // (33 x 80 x 601 differed at 1 and 2 threads): it runs on this thread alone, as it does inside
+    // a parallel region.
+    const int saved = threads > 1 && serial == &Blas ? omp_get_max_threads() : 0;
+    if (saved) omp_set_num_threads(1);
     serial(trans_a, trans_b, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc);
+    if (saved) omp_set_num_threads(saved);
     return;
   }
   const int64_t step = step_for(bands);

@@ -9,7 +9,8 @@
 // columns otherwise — and calls sgemm on it; inside one (the MoE experts, attention heads) OpenBLAS
 // runs single-threaded already and the call goes straight through. Every element of C is the
 // same k-ordered sum whichever band computes it, at any thread count: products small enough for
-// OpenBLAS's small-matrix kernels (whose sums depend on the call's shape) are never split.
+// OpenBLAS's small-matrix kernels (whose sums depend on the call's shape) are never split, and a
+// product left whole runs single-threaded (OpenBLAS's own split would change its edge tiles' sums).
 #pragma once
 
 #include <cstdint>

@@ -64,11 +64,12 @@ INSTANTIATE_TEST_SUITE_P(Shapes, SgemmTest,
 // call from inside a parallel region give the same bits (a batched prefill or a per-thread rollout
 // then equals its sequences run alone). Shapes: small products that OpenBLAS sends to its
 // small-matrix kernels, whose sums depend on the call's row and column tails (rows 33..80 against
-// 16-row bands), products just over that size, and ones large enough to split.
+// 16-row bands), products just over that size, ones large enough to split, and one that is not
+// split but is large enough for OpenBLAS to share between threads of its own (33 x 80 x 601).
 TEST(Sgemm, SameBitsAtAnyThreadCount) {
-  const std::vector<std::array<int64_t, 3>> shapes = {{40, 32, 32},   {40, 48, 64},   {33, 128, 128}, {64, 24, 32},
-                                                      {80, 32, 64},   {100, 24, 128}, {48, 128, 64},  {200, 64, 128},
-                                                      {300, 128, 64}, {70, 512, 64},  {512, 512, 64}, {2048, 96, 64}};
+  const std::vector<std::array<int64_t, 3>> shapes = {
+      {40, 32, 32},   {40, 48, 64},   {33, 128, 128}, {64, 24, 32},   {80, 32, 64},   {100, 24, 128}, {48, 128, 64},
+      {200, 64, 128}, {300, 128, 64}, {70, 512, 64},  {512, 512, 64}, {2048, 96, 64}, {33, 80, 601}};
   for (const auto& [M, N, K] : shapes)
     for (bool ta : {false, true})
       for (bool tb : {false, true}) {
