@@ -339,7 +339,7 @@ void AttnBackward(const Ctx& cx, const AttentionWeights& w, const AttentionWeigh
     k::MatMulBackward(x, N, w.q_proj, dq.data(), dx, nullptr);
     of_x.push_back({dq.data(), H * Dqk, G(gw.q_proj)});
   }
-  k::WeightGradsSharedInput(x, N, c.hidden_size, of_x);
+  k::WeightGradsSharedInput(x, N, w.kv_a_proj_with_mqa.cols(), of_x);
 }
 
 // ---- DeepSeekMoE (spec §5) ---------------------------------------------------------------------
