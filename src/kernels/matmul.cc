@@ -591,10 +591,6 @@ const uint32_t* PackedInputs(const float* x, int64_t T, int64_t ldx, int64_t K, 
   return buf.data();
 }
 
-}  // namespace
-
-namespace {
-
 // Products of the same input x (T, K) by packed bf16 weights: x is packed once, in row blocks.
 struct PackedJob {
   const uint32_t* packed;
