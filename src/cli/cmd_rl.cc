@@ -116,8 +116,12 @@ void RegisterRlCommands(CLI::App& app) {
     cmd->add_option("--balance-alpha", o.balance_alpha, "Sequence-wise balance loss α (default 0.0001)");
     cmd->add_option("--micro-batch", o.micro_batch, "Completions per forward/backward (default 16)");
     cmd->add_option("--precision", a.precision,
-                    "Products of the update: f32 (default) or bf16 (bf16 operands, f32 sums; the rollout stays f32)")
+                    "Products of the update: f32 (default) or bf16 (bf16 operands, f32 sums; the rollout then "
+                    "samples from a bf16 copy of the matrices)")
         ->check(CLI::IsMember({"f32", "bf16"}));
+    cmd->add_flag("!--no-rollout-tape", o.rollout_tape,
+                  "Recompute the whole forward in the update instead of reusing the rollout's feed-forward "
+                  "activations");
   }
   {
     static CommonOptions common;

@@ -1,12 +1,18 @@
 #include "core/memory.h"
 
 #include <malloc.h>
+#include <unistd.h>
 
 #include <array>
 #include <bit>
 #include <climits>
 
 namespace r1 {
+
+uint64_t PhysicalMemoryBytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : 0;
+}
 
 void KeepFreedMemoryForReuse() {
   mallopt(M_MMAP_MAX, 0);                // no mmap()ed chunks: everything from the heap

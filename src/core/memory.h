@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <new>
 #include <utility>
 #include <vector>
@@ -17,6 +18,9 @@ namespace r1 {
 // batch jobs only (training, RL, evaluation, the recipe): the process stays at its peak size until
 // it exits, which a server must not do.
 void KeepFreedMemoryForReuse();
+
+// The machine's physical memory in bytes (0 when unknown).
+uint64_t PhysicalMemoryBytes();
 
 // Allocator for scratch buffers of the model's forward and backward passes. Two differences from
 // std::allocator:

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <numeric>
 #include <optional>
 
 #include <omp.h>
@@ -31,8 +32,9 @@ double LogProbAt(const float* logits, int64_t V, int32_t id, float temperature) 
   return LogSoftmaxAt(logits, V, id, std::max(temperature, 1e-6f));
 }
 
-Result<std::vector<Completion>> SampleCompletions(const DeepSeekV3& model, const std::vector<std::vector<int32_t>>& prompts,
-                                                  const RolloutOptions& opts, RolloutStats* stats) {
+Result<std::vector<Completion>> SampleCompletions(const DeepSeekV3& model,
+                                                  const std::vector<std::vector<int32_t>>& prompts,
+                                                  const RolloutOptions& opts, RolloutStats* stats, FfnTape* tape) {
   const ModelConfig& c = model.config();
   const int64_t V = c.vocab_size, G = opts.group;
   if (G < 1) return InvalidArgument("group must be >= 1");
@@ -74,6 +76,21 @@ Result<std::vector<Completion>> SampleCompletions(const DeepSeekV3& model, const
   // each thread prefills whole prompts on its own, as it decodes (the products' rows come out the
   // same either way). Shared products cost a small model's 8 x 14-token prefill ~16 ms a rollout.
   std::vector<Seq> seqs(prompts.size() * static_cast<size_t>(G));
+  // Tape rows: each prompt's tokens, then max_new_tokens − 1 per completion.
+  std::vector<int64_t> prompt_row(prompts.size(), -1);
+  if (tape) {
+    int64_t n = 0;
+    for (const auto& prompt : prompts) n += static_cast<int64_t>(prompt.size());
+    int64_t row = tape->Append(n + static_cast<int64_t>(seqs.size()) * (opts.max_new_tokens - 1));
+    for (size_t p = 0; p < prompts.size(); ++p) {
+      prompt_row[p] = row;
+      row += static_cast<int64_t>(prompts[p].size());
+    }
+    for (Seq& s : seqs) {
+      s.out.tape_row = row;
+      row += opts.max_new_tokens - 1;
+    }
+  }
   ParallelFor(
       static_cast<int64_t>(prompts.size()), per_thread,
       [&](int64_t p) {
@@ -81,10 +98,13 @@ Result<std::vector<Completion>> SampleCompletions(const DeepSeekV3& model, const
         const int64_t P = static_cast<int64_t>(prompt.size());
         LatentCache cache = model.NewCache(P + opts.max_new_tokens);
         std::vector<float> last(static_cast<size_t>(V));
-        model.Forward(prompt.data(), P, last.data(), &cache, /*last_only=*/true);
+        std::vector<int64_t> rows(static_cast<size_t>(tape ? P : 0));
+        std::iota(rows.begin(), rows.end(), prompt_row[static_cast<size_t>(p)]);
+        model.Forward(prompt.data(), P, last.data(), &cache, /*last_only=*/true, {tape, rows.data()});
         for (int64_t i = 0; i < G; ++i) {
           Seq& s = seqs[static_cast<size_t>(p * G + i)];
           s.out.prompt_index = p;
+          s.out.tape_prompt_row = prompt_row[static_cast<size_t>(p)];
           s.cache = std::make_unique<LatentCache>(cache);
           s.sampler = std::make_unique<Sampler>(
               SamplingParams{opts.temperature, opts.top_p, opts.top_k, opts.seed + static_cast<uint64_t>(p * G + i)});
@@ -125,12 +145,14 @@ Result<std::vector<Completion>> SampleCompletions(const DeepSeekV3& model, const
       const int64_t b0 = ci * chunk, n = std::min(chunk, A - b0);
       std::vector<int32_t> ids(static_cast<size_t>(n));
       std::vector<LatentCache*> caches(static_cast<size_t>(n));
+      std::vector<int64_t> rows(static_cast<size_t>(tape ? n : 0));
       for (int64_t j = 0; j < n; ++j) {
         ids[j] = active[b0 + j]->out.ids.back();
         caches[j] = active[b0 + j]->cache.get();
+        if (tape) rows[j] = active[b0 + j]->out.tape_row + step;  // ids[step] is fed
       }
       std::vector<float> out(static_cast<size_t>(n * V));
-      status[ci] = model.DecodeBatch(ids.data(), n, caches.data(), out.data(), exchange);
+      status[ci] = model.DecodeBatch(ids.data(), n, caches.data(), out.data(), exchange, {tape, rows.data()});
       if (!status[ci].ok()) return;
       for (int64_t j = 0; j < n; ++j) {
         active[b0 + j]->logits.assign(out.begin() + j * V, out.begin() + (j + 1) * V);

@@ -48,6 +48,10 @@ struct Completion {
   std::vector<int32_t> ids;       // generated tokens (a stop id, when hit, is the last)
   std::vector<float> logprobs;    // log π(id) under softmax(logits / temperature), untruncated
   bool stopped = false;           // ended on a stop id (else on max_new_tokens)
+  // With an FfnTape: the rows of the prompt's tokens (prompt_row + i for token i; the G
+  // completions of a prompt share them) and of the completion's tokens fed back (row + j for
+  // ids[j], j < ids.size() − 1: the last token is sampled, never fed). −1 without a tape.
+  int64_t tape_prompt_row = -1, tape_row = -1;
 };
 
 struct RolloutStats {
@@ -55,9 +59,13 @@ struct RolloutStats {
   double seconds = 0;
 };
 
-// Completions in prompt order, G per prompt.
-Result<std::vector<Completion>> SampleCompletions(const DeepSeekV3& model, const std::vector<std::vector<int32_t>>& prompts,
-                                                  const RolloutOptions& opts, RolloutStats* stats = nullptr);
+// Completions in prompt order, G per prompt. With `tape` (made for this model), appends rows for
+// every token the rollout feeds through the model and records their feed-forward activations
+// there (FfnTape; Completion says which rows); what is sampled does not change.
+Result<std::vector<Completion>> SampleCompletions(const DeepSeekV3& model,
+                                                  const std::vector<std::vector<int32_t>>& prompts,
+                                                  const RolloutOptions& opts, RolloutStats* stats = nullptr,
+                                                  FfnTape* tape = nullptr);
 
 // log softmax(logits / temperature)[id], in f64.
 double LogProbAt(const float* logits, int64_t V, int32_t id, float temperature);

@@ -172,11 +172,25 @@ void DeepSeekV3::AttentionAbsorbed(int64_t l, const float* x, int64_t T, const i
   Product(o.data(), T, lw.attn.o_proj, h, /*accumulate=*/true);
 }
 
-void DeepSeekV3::Mlp(const MlpWeights& w, const float* x, int64_t T, float* out, bool accumulate) const {
+namespace {
+
+// Copies g and u's row j (F each) to dst (2F: gate, then up).
+void RecordGu(const float* g, const float* u, int64_t j, int64_t F, float* dst) {
+  FfnTape::Record(g + j * F, F, dst);
+  FfnTape::Record(u + j * F, F, dst + F);
+}
+
+}  // namespace
+
+void DeepSeekV3::Mlp(const MlpWeights& w, const float* x, int64_t T, float* out, bool accumulate,
+                     const FfnTapeRows& tape, int64_t l) const {
   const int64_t F = w.gate_proj.rows();
   ScratchVector<float> g(static_cast<size_t>(T * F)), u(static_cast<size_t>(T * F));
   const k::SharedInputJob gate_up[2] = {{&w.gate_proj, g.data()}, {&w.up_proj, u.data()}};
   Products(x, T, gate_up);
+  if (tape.tape)
+    for (int64_t t = 0; t < T; ++t)
+      if (tape.rows[t] >= 0) RecordGu(g.data(), u.data(), t, F, tape.tape->gu(l, tape.rows[t]));
   k::SwiGLU(g.data(), u.data(), g.data(), T * F);
   Product(g.data(), T, w.down_proj, out, accumulate);
 }
@@ -190,6 +204,9 @@ struct ExpertTask {
   int64_t n;
   float* y;
   ScratchVector<float> g, u;
+  // Recording on an FfnTape (both optional, one entry per row, null to skip the row): where row j's
+  // gate and up pre-activations (2F) and its output (C) go.
+  std::vector<float*> gu_to = {}, y_to = {};
 };
 
 // The tasks' gate/up products go out as one MatMulMany batch, then their down products as
@@ -221,10 +238,20 @@ uint64_t RunExperts(std::vector<ExpertTask>& tasks, int64_t piece) {
   k::MatMulMany(jobs);
   jobs.clear();
   for (ExpertTask& t : tasks) {
+    const int64_t F = t.w->gate_proj.rows();
+    for (size_t j = 0; j < t.gu_to.size(); ++j)
+      if (t.gu_to[j]) RecordGu(t.g.data(), t.u.data(), static_cast<int64_t>(j), F, t.gu_to[j]);
+  }
+  for (ExpertTask& t : tasks) {
     k::SwiGLU(t.g.data(), t.u.data(), t.g.data(), static_cast<int64_t>(t.g.size()));
     add(t.g.data(), t.n, t.w->down_proj, t.y);
   }
   k::MatMulMany(jobs);
+  for (ExpertTask& t : tasks) {
+    const int64_t C = t.w->down_proj.rows();
+    for (size_t j = 0; j < t.y_to.size(); ++j)
+      if (t.y_to[j]) FfnTape::Record(t.y + static_cast<int64_t>(j) * C, C, t.y_to[j]);
+  }
   return bytes;
 }
 
@@ -244,15 +271,39 @@ ExpertExchange::ExpertExchange(int threads, int64_t experts)
 
 // = spec §5.2–5.3: route, run each selected expert on the tokens sent to it, add the weighted
 // outputs (in expert order, each expert's tokens in order) and then the shared experts'.
-void DeepSeekV3::Moe(const MoeWeights& w, const float* x, int64_t T, float* h, ExpertExchange* ex) const {
+void DeepSeekV3::Moe(int64_t l, const float* x, int64_t T, float* h, ExpertExchange* ex,
+                     const FfnTapeRows& tape) const {
   const ModelConfig& c = config_;
+  const MoeWeights& w = weights_->layers[l].moe;
   const int64_t C = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok;
   ScratchVector<float> logits(static_cast<size_t>(T * E));
   Product(x, T, w.gate, logits.data());
   std::vector<int32_t> idx(static_cast<size_t>(T * K));
   ScratchVector<float> wt(static_cast<size_t>(T * K));
   k::RouterParams rp{E, K, c.n_group, c.topk_group, c.norm_topk_prob, static_cast<float>(c.routed_scaling_factor)};
-  k::RouteV3(logits.data(), w.e_score_correction_bias, T, rp, idx.data(), wt.data());
+  ScratchVector<float> scores(tape.tape ? static_cast<size_t>(T * E) : 0);
+  k::RouteV3(logits.data(), w.e_score_correction_bias, T, rp, idx.data(), wt.data(),
+             tape.tape ? scores.data() : nullptr);
+  if (tape.tape)
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t r = tape.rows[t];
+      if (r < 0) continue;
+      FfnTape::Record(scores.data() + t * E, E, tape.tape->scores(l, r));
+      std::copy_n(idx.data() + t * K, K, tape.tape->idx(l, r));
+      std::copy_n(wt.data() + t * K, K, tape.tape->wts(l, r));
+    }
+  // Where the shared experts' rows (T) and a routed expert's rows (token·K + k each) are recorded.
+  auto shared_to = [&](ExpertTask& task) {
+    if (!tape.tape) return;
+    task.gu_to.resize(static_cast<size_t>(T));
+    for (int64_t t = 0; t < T; ++t) task.gu_to[t] = tape.rows[t] >= 0 ? tape.tape->gu(l, tape.rows[t]) : nullptr;
+  };
+  auto routed_to = [&](ExpertTask& task, const FfnTapeRows& rows, int64_t slot) {
+    if (!rows.tape) return;
+    const int64_t r = rows.rows[slot / K], k = slot % K;
+    task.gu_to.push_back(r >= 0 ? rows.tape->routed_gu(l, r, k) : nullptr);
+    task.y_to.push_back(r >= 0 ? rows.tape->routed_y(l, r, k) : nullptr);
+  };
   std::vector<std::vector<int64_t>> slots(static_cast<size_t>(E));  // this batch's slots of each expert
   for (int64_t i = 0; i < T * K; ++i) slots[idx[i]].push_back(i);
 
@@ -268,7 +319,7 @@ void DeepSeekV3::Moe(const MoeWeights& w, const float* x, int64_t T, float* h, E
     // The previous layer's claims all ended before its second barrier, the next claim comes after
     // the barrier below.
     if (p == 0) ex->next_.store(0, std::memory_order_relaxed);
-    ex->tokens_[p] = {x, T, idx.data()};
+    ex->tokens_[p] = {x, T, idx.data(), tape};
 #pragma omp barrier
     count.assign(static_cast<size_t>(P * E), 0);
     std::vector<int64_t> total(static_cast<size_t>(E), 0);
@@ -291,6 +342,7 @@ void DeepSeekV3::Moe(const MoeWeights& w, const float* x, int64_t T, float* h, E
       shared_y.resize(static_cast<size_t>(T * C));
       std::vector<ExpertTask> shared;
       shared.push_back({&w.shared_experts, x, T, shared_y.data(), {}, {}});
+      shared_to(shared.back());
       Streamed(RunExperts(shared, k::kMaxBatchGemv));
     }
     for (;;) {
@@ -299,16 +351,19 @@ void DeepSeekV3::Moe(const MoeWeights& w, const float* x, int64_t T, float* h, E
       const int64_t e = order[static_cast<size_t>(i)];
       // Every thread's rows for e, in (thread, slot) order.
       ScratchVector<float> in(static_cast<size_t>(total[e] * C));
-      int64_t r = 0;
-      for (int q2 = 0; q2 < P; ++q2) {
-        const ExpertExchange::Tokens& tq = ex->tokens_[q2];
-        for (int64_t j = 0; j < tq.T * K; ++j)
-          if (tq.idx[j] == e) std::copy_n(tq.x + (j / K) * C, C, in.data() + (r++) * C);
-      }
       ScratchVector<float>& y = ex->outputs_[e];
       y.resize(static_cast<size_t>(total[e] * C));
       std::vector<ExpertTask> one;
       one.push_back({&w.experts[e], in.data(), total[e], y.data(), {}, {}});
+      int64_t r = 0;
+      for (int q2 = 0; q2 < P; ++q2) {
+        const ExpertExchange::Tokens& tq = ex->tokens_[q2];
+        for (int64_t j = 0; j < tq.T * K; ++j)
+          if (tq.idx[j] == e) {
+            std::copy_n(tq.x + (j / K) * C, C, in.data() + (r++) * C);
+            routed_to(one.back(), tq.tape, j);
+          }
+      }
       Streamed(RunExperts(one, k::kMaxBatchGemv));
     }
   } else {
@@ -321,10 +376,12 @@ void DeepSeekV3::Moe(const MoeWeights& w, const float* x, int64_t T, float* h, E
       outs[e] = local_y[e].data();
       tasks.push_back(
           {&w.experts[e], inputs.back().data(), static_cast<int64_t>(slots[e].size()), local_y[e].data(), {}, {}});
+      for (const int64_t slot : slots[e]) routed_to(tasks.back(), tape, slot);
     }
     if (w.has_shared) {
       shared_y.resize(static_cast<size_t>(T * C));
       tasks.push_back({&w.shared_experts, x, T, shared_y.data(), {}, {}});
+      shared_to(tasks.back());
     }
     Streamed(RunExperts(tasks, 0));
   }
@@ -349,13 +406,22 @@ void DeepSeekV3::Moe(const MoeWeights& w, const float* x, int64_t T, float* h, E
     for (int64_t i = 0; i < T * C; ++i) h[i] += shared_y[i];
 }
 
-void DeepSeekV3::FeedForward(const LayerWeights& lw, const float* x, int64_t T, float* h, ExpertExchange* ex) const {
-  if (lw.is_moe) Moe(lw.moe, x, T, h, ex);
-  else Mlp(lw.mlp, x, T, h, /*accumulate=*/true);
+void DeepSeekV3::FeedForward(int64_t l, const float* x, int64_t T, float* h, ExpertExchange* ex,
+                             const FfnTapeRows& tape) const {
+  const LayerWeights& lw = weights_->layers[l];
+  if (lw.is_moe)
+    Moe(l, x, T, h, ex, tape);
+  else
+    Mlp(lw.mlp, x, T, h, /*accumulate=*/true, tape, l);
+  if (tape.tape)
+    for (int64_t t = 0; t < T; ++t)
+      if (tape.rows[t] >= 0)
+        FfnTape::Record(h + t * config_.hidden_size, config_.hidden_size, tape.tape->h_out(l, tape.rows[t]));
+  if (tape.tape) FfnTape::Fence();
 }
 
 void DeepSeekV3::Run(const int32_t* ids, int64_t T, const int32_t* pos, bool absorbed, const std::vector<Segment>& segs,
-                     float* logits, bool last_only, ExpertExchange* ex) const {
+                     float* logits, bool last_only, ExpertExchange* ex, const FfnTapeRows& tape) const {
   const ModelConfig& c = config_;
   const int64_t C = c.hidden_size;
   const float eps = static_cast<float>(c.rms_norm_eps);
@@ -368,7 +434,7 @@ void DeepSeekV3::Run(const int32_t* ids, int64_t T, const int32_t* pos, bool abs
     if (absorbed) AttentionAbsorbed(l, x.data(), T, pos, h.data(), segs);
     else AttentionNaive(l, x.data(), T, pos, h.data(), segs.empty() ? nullptr : segs[0].cache);
     k::RmsNorm(h.data(), lw.post_attention_layernorm, T, C, eps, x.data());
-    FeedForward(lw, x.data(), T, h.data(), ex);
+    FeedForward(l, x.data(), T, h.data(), ex, tape);
   }
   for (const Segment& sg : segs)
     if (sg.cache) sg.cache->Advance(sg.n);
@@ -384,13 +450,14 @@ void DeepSeekV3::Run(const int32_t* ids, int64_t T, const int32_t* pos, bool abs
   Product(x.data(), n, weights_->lm_head, logits);
 }
 
-void DeepSeekV3::Forward(const int32_t* ids, int64_t T, float* logits, LatentCache* cache, bool last_only) const {
+void DeepSeekV3::Forward(const int32_t* ids, int64_t T, float* logits, LatentCache* cache, bool last_only,
+                         const FfnTapeRows& tape) const {
   std::vector<int32_t> pos(static_cast<size_t>(T));
   std::iota(pos.begin(), pos.end(), 0);
   if (cache) R1_CHECK(cache->length() == 0 && cache->capacity() >= T);
   std::vector<Segment> segs;
   if (cache || last_only) segs.push_back({cache, 0, T});  // one sequence; its cache may be null
-  Run(ids, T, pos.data(), /*absorbed=*/false, segs, logits, last_only);
+  Run(ids, T, pos.data(), /*absorbed=*/false, segs, logits, last_only, nullptr, tape);
 }
 
 Status DeepSeekV3::CheckAppend(const LatentCache& cache, int64_t n) const {
@@ -426,7 +493,7 @@ Status DeepSeekV3::Decode(const int32_t* ids, int64_t T, LatentCache* cache, flo
 }
 
 Status DeepSeekV3::DecodeBatch(const int32_t* ids, int64_t B, LatentCache* const* caches, float* logits,
-                               ExpertExchange* exchange) const {
+                               ExpertExchange* exchange, const FfnTapeRows& tape) const {
   std::vector<int32_t> pos(static_cast<size_t>(B));
   std::vector<Segment> segs;
   auto check = [&]() -> Status {
@@ -456,7 +523,7 @@ Status DeepSeekV3::DecodeBatch(const int32_t* ids, int64_t B, LatentCache* const
     if (any) return st.ok() ? InvalidArgument("DecodeBatch: another thread's sequences of this step are invalid") : st;
   }
   R1_RETURN_IF_ERROR(st);
-  Run(ids, B, pos.data(), /*absorbed=*/true, segs, logits, /*last_only=*/false, exchange);
+  Run(ids, B, pos.data(), /*absorbed=*/true, segs, logits, /*last_only=*/false, exchange, tape);
   return Status::Ok();
 }
 

@@ -20,6 +20,7 @@
 #include "io/safetensors.h"
 #include "kernels/matmul.h"
 #include "model/config.h"
+#include "model/ffn_tape.h"
 #include "model/latent_cache.h"
 #include "model/weights.h"
 
@@ -44,6 +45,7 @@ class ExpertExchange {
     const float* x = nullptr;  // (T, C) normed inputs
     int64_t T = 0;
     const int32_t* idx = nullptr;  // (T, K) selected experts
+    FfnTapeRows tape;              // where the thread's tokens are recorded, if anywhere
   };
   std::vector<Tokens> tokens_;               // per thread
   std::atomic<int64_t> next_{0};             // the next expert of the layer's order to claim
@@ -63,8 +65,10 @@ class DeepSeekV3 {
   // Full causal forward over ids (T) at positions 0..T-1 with naive attention.
   // logits: (T, V), or (1, V) for the last position only with last_only (prefill: the other rows
   // are never read). With `cache` (empty, capacity >= T), stores every layer's latent and rope key.
-  void Forward(const int32_t* ids, int64_t T, float* logits, LatentCache* cache = nullptr,
-               bool last_only = false) const;
+  // With `tape`, records token t's feed-forward activations in row tape.rows[t] (FfnTape; rows < 0
+  // are skipped).
+  void Forward(const int32_t* ids, int64_t T, float* logits, LatentCache* cache = nullptr, bool last_only = false,
+               const FfnTapeRows& tape = {}) const;
 
   // Appends T tokens at positions cache->length()... with absorbed attention over the cache.
   // logits: (T, V), or (1, V) for the last token only when last_only.
@@ -76,9 +80,10 @@ class DeepSeekV3 {
   // sequence alone (the batched GEMV); wider products go to sgemm, whose rounding depends on B.
   // With `exchange`, called by every thread of the team it was made for, each with its own
   // sequences: the MoE layers' routed experts are computed once for all of the team's tokens
-  // (ExpertExchange). If any thread's input is invalid, every thread returns an error.
+  // (ExpertExchange). If any thread's input is invalid, every thread returns an error. With
+  // `tape`, records sequence b's token in row tape.rows[b], as Forward does.
   Status DecodeBatch(const int32_t* ids, int64_t B, LatentCache* const* caches, float* logits,
-                     ExpertExchange* exchange = nullptr) const;
+                     ExpertExchange* exchange = nullptr, const FfnTapeRows& tape = {}) const;
 
   // Memory traffic since load, a gauge for benchmarks: the bytes of every weight matrix once per
   // product that used it (the batched GEMV streams a matrix once for up to 32 rows; sgemm's
@@ -118,16 +123,18 @@ class DeepSeekV3 {
   // normalized latent c (T, R) and the rotated rope key kpe (T, Dr).
   void QueryAndLatent(const LayerWeights& lw, const float* x, int64_t T, const int32_t* pos, float* q, float* c,
                       float* kpe) const;
-  // Adds the feed-forward output of layer l (dense or MoE) for normed input x (T, C) to h.
-  void FeedForward(const LayerWeights& lw, const float* x, int64_t T, float* h, ExpertExchange* ex) const;
-  void Mlp(const MlpWeights& w, const float* x, int64_t T, float* out, bool accumulate) const;
-  void Moe(const MoeWeights& w, const float* x, int64_t T, float* h, ExpertExchange* ex) const;
+  // Adds the feed-forward output of layer l (dense or MoE) for normed input x (T, C) to h,
+  // recording its activations on the tape if given.
+  void FeedForward(int64_t l, const float* x, int64_t T, float* h, ExpertExchange* ex, const FfnTapeRows& tape) const;
+  void Mlp(const MlpWeights& w, const float* x, int64_t T, float* out, bool accumulate, const FfnTapeRows& tape = {},
+           int64_t l = 0) const;
+  void Moe(int64_t l, const float* x, int64_t T, float* h, ExpertExchange* ex, const FfnTapeRows& tape) const;
   // Runs all layers over ids (T) at positions pos, then the final norm and head. Naive attention
   // treats the rows as one sequence (segs: at most one, its cache filled if given); absorbed
   // attention runs each segment against its own cache. logits: (T, V), or one row per segment
   // (its last) when last_only.
   void Run(const int32_t* ids, int64_t T, const int32_t* pos, bool absorbed, const std::vector<Segment>& segs,
-           float* logits, bool last_only, ExpertExchange* ex = nullptr) const;
+           float* logits, bool last_only, ExpertExchange* ex = nullptr, const FfnTapeRows& tape = {}) const;
 
   ModelConfig config_;
   std::unique_ptr<ModelWeights> weights_;

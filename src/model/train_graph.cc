@@ -131,6 +131,21 @@ void MlpHidden(const MlpWeights& w, const float* x, int64_t n, MlpActs& s) {
   k::SwiGLU(s.g.data(), s.u.data(), s.a.data(), n * F, s.sig.data());
 }
 
+// MlpHidden's activations from recorded gate and up pre-activations: gu(j) is row j's (2F).
+template <class Row>
+void MlpHiddenRecorded(int64_t n, int64_t F, Row gu, MlpActs& s) {
+  s.g = Uninit(n * F);
+  s.u = Uninit(n * F);
+  s.a = Uninit(n * F);
+  s.sig = Uninit(n * F);
+  for (int64_t j = 0; j < n; ++j) {
+    const float* r = gu(j);
+    std::copy_n(r, F, s.g.data() + j * F);
+    std::copy_n(r + F, F, s.u.data() + j * F);
+  }
+  k::SwiGLU(s.g.data(), s.u.data(), s.a.data(), n * F, s.sig.data());
+}
+
 // out (n, C) (+)= down(silu(x·gateᵀ) ⊙ x·upᵀ)
 void MlpForward(const MlpWeights& w, const float* x, int64_t n, float* out, bool accumulate, MlpActs& s) {
   MlpHidden(w, x, n, s);
@@ -398,19 +413,36 @@ void ScatterAddExperts(const MoeActs& s, int64_t N, int64_t K, int64_t C, const 
   });
 }
 
-// h (N, C) += MoE(x); returns the balance loss (mean over rows) and fills `load` (E).
-double MoeForward(const Ctx& cx, const MoeWeights& w, const float* x, float* h, MoeActs& s, std::vector<int64_t>& load) {
+// h (N, C) += MoE(x); returns the balance loss (mean over rows) and fills `load` (E). With a tape
+// (cx.opts.tape, layer l), the routing and the experts' activations come from it and h is left
+// alone (the caller takes the layer's output from the tape).
+double MoeForward(const Ctx& cx, const MoeWeights& w, const float* x, float* h, MoeActs& s, std::vector<int64_t>& load,
+                  int64_t l) {
   const ModelConfig& c = cx.c;
   const int64_t N = cx.N, C = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok;
-  Vec logits = Zeros(N * E);
-  // The router's product stays f32 with bf16 products elsewhere: bf16 rounding of its logits
-  // would flip top-k choices (DeepSeek-V3 keeps its gating in high precision too).
-  k::MatMul(x, N, w.gate, logits.data(), /*accumulate=*/false, k::GemmPrecision::kF32);
-  s.scores = Zeros(N * E);
-  s.idx.assign(static_cast<size_t>(N * K), 0);
-  s.wts = Zeros(N * K);
-  const k::RouterParams rp{E, K, c.n_group, c.topk_group, c.norm_topk_prob, static_cast<float>(c.routed_scaling_factor)};
-  k::RouteV3(logits.data(), w.e_score_correction_bias, N, rp, s.idx.data(), s.wts.data(), s.scores.data());
+  const FfnTape* tape = cx.opts.tape;
+  const int64_t* rows = cx.opts.tape_rows;
+  if (tape) {
+    s.scores = Uninit(N * E);
+    s.idx.resize(static_cast<size_t>(N * K));
+    s.wts = Uninit(N * K);
+    for (int64_t n = 0; n < N; ++n) {
+      std::copy_n(tape->scores(l, rows[n]), E, s.scores.data() + n * E);
+      std::copy_n(tape->idx(l, rows[n]), K, s.idx.data() + n * K);
+      std::copy_n(tape->wts(l, rows[n]), K, s.wts.data() + n * K);
+    }
+  } else {
+    Vec logits = Zeros(N * E);
+    // The router's product stays f32 with bf16 products elsewhere: bf16 rounding of its logits
+    // would flip top-k choices (DeepSeek-V3 keeps its gating in high precision too).
+    k::MatMul(x, N, w.gate, logits.data(), /*accumulate=*/false, k::GemmPrecision::kF32);
+    s.scores = Zeros(N * E);
+    s.idx.assign(static_cast<size_t>(N * K), 0);
+    s.wts = Zeros(N * K);
+    const k::RouterParams rp{
+        E, K, c.n_group, c.topk_group, c.norm_topk_prob, static_cast<float>(c.routed_scaling_factor)};
+    k::RouteV3(logits.data(), w.e_score_correction_bias, N, rp, s.idx.data(), s.wts.data(), s.scores.data());
+  }
   // Sequence-wise balance loss per row (with shared prefixes: per sequence, prefix + continuation),
   // averaged over them; its gradient is kept for backward.
   s.dscores = Zeros(N * E);
@@ -460,15 +492,29 @@ double MoeForward(const Ctx& cx, const MoeWeights& w, const float* x, float* h, 
       [&](int64_t i) {
         const int64_t e = s.order[i];
         if (e == kSharedTask) {
-          MlpHidden(w.shared_experts, x, N, s.shared);
+          if (tape)
+            MlpHiddenRecorded(
+                N, w.shared_experts.gate_proj.rows(), [&](int64_t n) { return tape->gu(l, rows[n]); }, s.shared);
+          else
+            MlpHidden(w.shared_experts, x, N, s.shared);
           return;
         }
         const int64_t n = load[e];
-        Gather(x, C, K, s.slots[e], s.xe[e]);
+        const std::vector<int64_t>& slot = s.slots[e];
+        Gather(x, C, K, slot, s.xe[e]);
         s.ye[e] = Uninit(n * C);
-        MlpForward(w.experts[e], s.xe[e].data(), n, s.ye[e].data(), false, s.expert[e]);
+        if (!tape) {
+          MlpForward(w.experts[e], s.xe[e].data(), n, s.ye[e].data(), false, s.expert[e]);
+          return;
+        }
+        MlpHiddenRecorded(
+            n, w.experts[e].gate_proj.rows(),
+            [&](int64_t j) { return tape->routed_gu(l, rows[slot[j] / K], slot[j] % K); }, s.expert[e]);
+        for (int64_t j = 0; j < n; ++j)
+          std::copy_n(tape->routed_y(l, rows[slot[j] / K], slot[j] % K), C, s.ye[e].data() + j * C);
       },
       Schedule::kDynamic);
+  if (tape) return balance;
   ScatterAddExperts(s, N, K, C, s.ye, /*weighted=*/true, h);
   if (w.has_shared) k::MatMul(s.shared.a.data(), N, w.shared_experts.down_proj, h, /*accumulate=*/true);
   return balance;
@@ -519,8 +565,10 @@ struct BlockActs {
   MoeActs moe;
 };
 
-// h (N, C) → h + attn(norm(h)) → + ffn(norm(·)). Returns the balance loss of an MoE block.
-double BlockForward(const Ctx& cx, const LayerWeights& w, Vec& h, BlockActs& s, std::vector<int64_t>* load) {
+// h (N, C) → h + attn(norm(h)) → + ffn(norm(·)). Returns the balance loss of an MoE block. l: the
+// main layer's index, for a tape (cx.opts.tape): the feed-forward activations and the block's
+// output then come from it; −1 for an MTP block (never taped).
+double BlockForward(const Ctx& cx, const LayerWeights& w, Vec& h, BlockActs& s, std::vector<int64_t>* load, int64_t l) {
   const int64_t N = cx.N, C = cx.c.hidden_size;
   s.h_in = h;
   s.x1 = Uninit(N * C);
@@ -531,9 +579,20 @@ double BlockForward(const Ctx& cx, const LayerWeights& w, Vec& h, BlockActs& s, 
   s.x2 = Uninit(N * C);
   s.rstd2 = Uninit(N);
   k::RmsNorm(h.data(), w.post_attention_layernorm, N, C, cx.eps, s.x2.data(), s.rstd2.data());
-  if (w.is_moe) return MoeForward(cx, w.moe, s.x2.data(), h.data(), s.moe, *load);
-  MlpForward(w.mlp, s.x2.data(), N, h.data(), /*accumulate=*/true, s.mlp);
-  return 0.0;
+  const FfnTape* tape = l >= 0 ? cx.opts.tape : nullptr;
+  if (!tape) {
+    if (w.is_moe) return MoeForward(cx, w.moe, s.x2.data(), h.data(), s.moe, *load, -1);
+    MlpForward(w.mlp, s.x2.data(), N, h.data(), /*accumulate=*/true, s.mlp);
+    return 0.0;
+  }
+  double balance = 0.0;
+  if (w.is_moe)
+    balance = MoeForward(cx, w.moe, s.x2.data(), h.data(), s.moe, *load, l);
+  else
+    MlpHiddenRecorded(
+        N, w.mlp.gate_proj.rows(), [&](int64_t n) { return tape->gu(l, cx.opts.tape_rows[n]); }, s.mlp);
+  for (int64_t n = 0; n < N; ++n) std::copy_n(tape->h_out(l, cx.opts.tape_rows[n]), C, h.data() + n * C);
+  return balance;
 }
 
 // dh: in, the gradient wrt the block output; out, wrt its input.
@@ -569,6 +628,7 @@ LossReport TrainForwardBackward(const ModelConfig& c, const ModelWeights& w, Mod
   const int64_t B = batch.B, T = batch.T, N = B * T, C = c.hidden_size, V = c.vocab_size;
   R1_CHECK(static_cast<int64_t>(batch.ids.size()) == N && batch.targets.size() == batch.ids.size() &&
            batch.doc.size() == batch.ids.size());
+  R1_CHECK(!opts.tape || opts.tape_rows) << "a tape needs its rows";
   const std::vector<int32_t> pos = DocumentPositions(batch);
   int64_t probs_size = 0;
   const std::vector<Segment> segs = PrefixSegments(batch, c.num_attention_heads, &probs_size);
@@ -583,7 +643,7 @@ LossReport TrainForwardBackward(const ModelConfig& c, const ModelWeights& w, Mod
   std::vector<BlockActs> acts(static_cast<size_t>(c.num_hidden_layers));
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     std::vector<int64_t> load;
-    rep.balance += BlockForward(cx, w.layers[l], h, acts[l], &load);
+    rep.balance += BlockForward(cx, w.layers[l], h, acts[l], &load, l);
     if (w.layers[l].is_moe) rep.expert_load.push_back(std::move(load));
   }
   const Vec& h_last = h;
@@ -708,7 +768,7 @@ LossReport TrainForwardBackward(const ModelConfig& c, const ModelWeights& w, Mod
     xm = Uninit(N * C);
     k::MatMul(cat.data(), N, m.eh_proj, xm.data());
     std::vector<int64_t> load;
-    rep.balance += BlockForward(cx, m.block, xm, mtp_acts, &load);
+    rep.balance += BlockForward(cx, m.block, xm, mtp_acts, &load, -1);
     if (m.block.is_moe) rep.expert_load.push_back(std::move(load));
     xmf = Uninit(N * C);
     rstd_m = Uninit(N);

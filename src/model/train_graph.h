@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "model/ffn_tape.h"
 #include "model/weights.h"
 
 namespace r1 {
@@ -45,6 +46,12 @@ struct LossOptions {
   // distill_weight·(softmax − teacher)/n at each such row.
   const float* teacher_probs = nullptr;
   double distill_weight = 0.0;
+  // The main layers' feed-forward activations from a rollout's FfnTape (model/ffn_tape.h) instead
+  // of computing them: tape_rows[n] is the tape row of batch position n. Each layer's attention
+  // still runs, on the layer's input as the tape recorded it (the previous layer's h_out; the
+  // embedding for the first). Only for the weights the tape was recorded with, unchanged since.
+  const FfnTape* tape = nullptr;
+  const int64_t* tape_rows = nullptr;  // (B·T)
 };
 
 struct LossReport {

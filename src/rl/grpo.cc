@@ -9,6 +9,7 @@
 
 #include "core/file.h"
 #include "core/log.h"
+#include "core/memory.h"
 #include "core/threads.h"
 #include "infer/rollout.h"
 #include "io/safetensors.h"
@@ -32,6 +33,7 @@ struct Sample {
   std::vector<float> old_logp, ref_logp;
   double reward = 0, advantage = 0;
   bool correct = false, well_formed = false, stopped = false;
+  int64_t tape_prompt_row = -1, tape_row = -1;  // Completion's rows on the step's FfnTape
 };
 
 Status Validate(const GrpoOptions& o) {
@@ -54,21 +56,25 @@ Status Validate(const GrpoOptions& o) {
 // token once (the prefix), then per sample the prompt's last token and the completion but its last
 // token (continuing the prefix), each position predicting the next completion token. The prompt's
 // tokens run through the model once per group instead of once per completion, and rows need no
-// padding. first[r] = the position predicting sample r's first completion token.
+// padding. first[r] = the position predicting sample r's first completion token. tape_rows: each
+// position's row on the rollout's FfnTape (empty when the samples have none).
 struct MicroBatch {
   TrainBatch batch;
   std::vector<int64_t> first;
+  std::vector<int64_t> tape_rows;
 };
 
 MicroBatch MakeBatch(const std::vector<Sample*>& rows) {
   MicroBatch m;
   TrainBatch& b = m.batch;
   b.B = 1;
-  auto push = [&](int32_t id, int32_t target, int32_t doc, int32_t prefix) {
+  const bool taped = std::all_of(rows.begin(), rows.end(), [](const Sample* s) { return s->tape_row >= 0; });
+  auto push = [&](int32_t id, int32_t target, int32_t doc, int32_t prefix, int64_t tape_row) {
     b.ids.push_back(id);
     b.targets.push_back(target);
     b.doc.push_back(doc);
     b.prefix.push_back(prefix);
+    if (taped) m.tape_rows.push_back(tape_row);
   };
   int32_t doc = 0, prefix_doc = -1;
   for (size_t r = 0; r < rows.size(); ++r) {
@@ -77,13 +83,15 @@ MicroBatch MakeBatch(const std::vector<Sample*>& rows) {
     const bool same_prompt = r > 0 && rows[r - 1]->group == s.group && rows[r - 1]->prompt == s.prompt;
     if (!same_prompt) {
       prefix_doc = P > 1 ? doc++ : -1;
-      for (size_t i = 0; i + 1 < P; ++i) push(s.prompt[i], -1, prefix_doc, -1);
+      for (size_t i = 0; i + 1 < P; ++i)
+        push(s.prompt[i], -1, prefix_doc, -1, s.tape_prompt_row + static_cast<int64_t>(i));
     }
     m.first.push_back(static_cast<int64_t>(b.ids.size()));
     if (s.ids.empty()) continue;  // nothing to predict (the rollout samples at least one token)
     const int32_t d = doc++;
-    push(s.prompt.back(), s.ids[0], d, prefix_doc);
-    for (size_t j = 0; j + 1 < s.ids.size(); ++j) push(s.ids[j], s.ids[j + 1], d, prefix_doc);
+    push(s.prompt.back(), s.ids[0], d, prefix_doc, s.tape_prompt_row + static_cast<int64_t>(P) - 1);
+    for (size_t j = 0; j + 1 < s.ids.size(); ++j)
+      push(s.ids[j], s.ids[j + 1], d, prefix_doc, s.tape_row + static_cast<int64_t>(j));
   }
   b.T = static_cast<int64_t>(b.ids.size());
   return m;
@@ -153,6 +161,25 @@ Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(co
       DecodeSplit(static_cast<uint64_t>(policy.DecodeMatrixBytes(DeepSeekV3::RoutedExperts::kAll)),
                   LastLevelCacheBytes(), std::max(1, omp_get_max_threads())) == RolloutOptions::Split::kSequences;
   std::vector<ParameterStore::GradCopy> grad_copies;  // one per lane after the first
+  // The rollout's feed-forward activations for the first optimizer step of each batch (FfnTape),
+  // when its rows fit in a quarter of the memory: at most P·G·(prompt + max_new_tokens) rows a
+  // step (prompts taken as long as the completions, a bound for the tasks' short prompts).
+  std::unique_ptr<FfnTape> tape;
+  if (opts.rollout_tape) {
+    tape = std::make_unique<FfnTape>(config, *weights);
+    const double bytes = static_cast<double>(tape->RowBytes()) * static_cast<double>(opts.prompts_per_step) *
+                         static_cast<double>(opts.group) * 2.0 * static_cast<double>(opts.max_new_tokens) *
+                         (opts.dynamic_sampling ? 1.0 + opts.max_resample_rounds : 1.0);
+    const double memory = static_cast<double>(PhysicalMemoryBytes());
+    if (memory > 0 && bytes > memory / 4) {
+      if (!opts.quiet)
+        LogInfo(
+            "grpo: the update recomputes the rollout's feed-forward activations (recording them would take "
+            "up to %.1f GB)",
+            bytes / 1e9);
+      tape.reset();
+    }
+  }
   train::TrainerState state;
   state.stage = "grpo";
   state.seed = opts.seed;
@@ -173,6 +200,7 @@ Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(co
     std::vector<Sample> samples;
     int64_t groups_kept = 0, groups_seen = 0, zero_std_groups = 0, rollout_tokens = 0;
     double rollout_seconds = 0;
+    if (tape) tape->Clear();
     for (int round = 0; round <= (opts.dynamic_sampling ? opts.max_resample_rounds : 0) && groups_kept < P; ++round) {
       const int64_t need = P - groups_kept;
       R1_ASSIGN_OR_RETURN(PromptSet set, MakePromptSet(*tokenizer, *task, Split::kTrain, prompt_cursor, need));
@@ -183,7 +211,7 @@ Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(co
           opts.seed * 1000003ull + static_cast<uint64_t>(step) * 7919ull + static_cast<uint64_t>(round) * 131ull);
       ro.max_batch = opts.max_batch;
       RolloutStats rs;
-      R1_ASSIGN_OR_RETURN(std::vector<Completion> comps, SampleCompletions(policy, set.prompts, ro, &rs));
+      R1_ASSIGN_OR_RETURN(std::vector<Completion> comps, SampleCompletions(policy, set.prompts, ro, &rs, tape.get()));
       rollout_tokens += rs.tokens;
       rollout_seconds += rs.seconds;
       for (int64_t p = 0; p < need; ++p) {
@@ -197,6 +225,8 @@ Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(co
           s.ids = c.ids;
           s.old_logp = c.logprobs;
           s.stopped = c.stopped;
+          s.tape_prompt_row = c.tape_prompt_row;
+          s.tape_row = c.tape_row;
           const std::string text = CompletionText(*tokenizer, c.ids, c.stopped);
           const Reward r = ComputeReward(*task, problems[p], text, static_cast<int64_t>(c.ids.size()), rc);
           s.reward = r.total;
@@ -293,6 +323,10 @@ Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(co
         LossOptions lo;
         lo.temperature = opts.temperature;
         lo.balance_alpha = opts.balance_alpha;
+        if (it == 0 && tape && !mb.tape_rows.empty()) {  // the weights the rollout sampled with
+          lo.tape = tape.get();
+          lo.tape_rows = mb.tape_rows.data();
+        }
         lo.token_objective = [&](const float* logp, float* coef) {
           double loss = 0;
           for (size_t r = 0; r < rows.size(); ++r) {

@@ -50,6 +50,10 @@ struct GrpoOptions {
   // a bf16 copy of the policy's matrices (PackedBf16Weights), refreshed after each optimizer step,
   // which the update's forward (and, transposed, its backward) multiplies by too.
   kernels::GemmPrecision precision = kernels::GemmPrecision::kF32;
+  // The first optimizer step after each rollout takes its forward's feed-forward activations from
+  // what the rollout recorded (FfnTape) instead of recomputing them, unless the tape would take
+  // more than a quarter of the machine's memory.
+  bool rollout_tape = true;
   bool quiet = false;
 };
 

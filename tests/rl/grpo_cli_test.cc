@@ -93,6 +93,20 @@ TEST(GrpoCli, StepsMetricsCheckpointAndEval) {
   EXPECT_EQ(b2a, ReadFileToString(d + "/b2b/model.safetensors").value());
   EXPECT_NE(b2a, ReadFileToString(d + "/t2a/model.safetensors").value());
   EXPECT_EQ(json::parse(ReadFileToString(d + "/b2a/trainer_state.json").value())["precision"], "bf16");
+  // The update's forward from the rollout's recorded feed-forward activations (the default) or
+  // recomputed whole: the same rollout, and the same update up to the products' summation order
+  // (the entropy is computed from the forward's every logit).
+  std::vector<json> first_steps;
+  for (const char* flag : {"", " --no-rollout-tape"}) {
+    const std::string out = d + (*flag ? "/nt" : "/tp");
+    r = R1("grpo --init " + d + "/base " + task + " --out " + out + " --steps 1 --prompts-per-step 2 --group 4 " +
+           "--max-new-tokens 8 --lr 1e-3 --threads 2 --metrics " + out + ".jsonl" + flag);
+    ASSERT_EQ(r.code, 0) << r.err;
+    first_steps.push_back(json::parse(ReadFileToString(out + ".jsonl").value()));
+  }
+  EXPECT_EQ(first_steps[0]["completion_length_mean"], first_steps[1]["completion_length_mean"]);
+  const double entropy = first_steps[1]["entropy"].get<double>();
+  EXPECT_NEAR(first_steps[0]["entropy"].get<double>(), entropy, 1e-5 * entropy);
   EXPECT_EQ(R1("grpo --init " + d + "/base " + task + " --out " + d + "/x --steps 1 --lr 1e-3 --loss bogus").code, 2);
   EXPECT_EQ(R1("grpo --init " + d + "/base --task nosuch --out " + d + "/x --steps 1 --lr 1e-3").code, 1);
 
