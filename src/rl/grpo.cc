@@ -162,24 +162,12 @@ Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(co
                   LastLevelCacheBytes(), std::max(1, omp_get_max_threads())) == RolloutOptions::Split::kSequences;
   std::vector<ParameterStore::GradCopy> grad_copies;  // one per lane after the first
   // The rollout's feed-forward activations for the first optimizer step of each batch (FfnTape),
-  // when its rows fit in a quarter of the memory: at most P·G·(prompt + max_new_tokens) rows a
-  // step (prompts taken as long as the completions, a bound for the tasks' short prompts).
+  // as long as a step's rows fit in a quarter of the memory (a rollout that would go past it runs
+  // without, and its samples' update computes the whole forward).
   std::unique_ptr<FfnTape> tape;
-  if (opts.rollout_tape) {
-    tape = std::make_unique<FfnTape>(config, *weights);
-    const double bytes = static_cast<double>(tape->RowBytes()) * static_cast<double>(opts.prompts_per_step) *
-                         static_cast<double>(opts.group) * 2.0 * static_cast<double>(opts.max_new_tokens) *
-                         (opts.dynamic_sampling ? 1.0 + opts.max_resample_rounds : 1.0);
-    const double memory = static_cast<double>(PhysicalMemoryBytes());
-    if (memory > 0 && bytes > memory / 4) {
-      if (!opts.quiet)
-        LogInfo(
-            "grpo: the update recomputes the rollout's feed-forward activations (recording them would take "
-            "up to %.1f GB)",
-            bytes / 1e9);
-      tape.reset();
-    }
-  }
+  if (opts.rollout_tape) tape = std::make_unique<FfnTape>(config, *weights);
+  const double tape_budget = static_cast<double>(PhysicalMemoryBytes()) / 4;  // 0: unknown, no limit
+  bool tape_over_budget_said = false;
   train::TrainerState state;
   state.stage = "grpo";
   state.seed = opts.seed;
@@ -211,7 +199,22 @@ Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(co
           opts.seed * 1000003ull + static_cast<uint64_t>(step) * 7919ull + static_cast<uint64_t>(round) * 131ull);
       ro.max_batch = opts.max_batch;
       RolloutStats rs;
-      R1_ASSIGN_OR_RETURN(std::vector<Completion> comps, SampleCompletions(policy, set.prompts, ro, &rs, tape.get()));
+      FfnTape* round_tape = tape.get();
+      if (round_tape && tape_budget > 0) {
+        int64_t rows = round_tape->rows() + need * G * (opts.max_new_tokens - 1);
+        for (const auto& prompt : set.prompts) rows += static_cast<int64_t>(prompt.size());
+        const double bytes = static_cast<double>(rows) * static_cast<double>(round_tape->RowBytes());
+        if (bytes > tape_budget) {
+          round_tape = nullptr;
+          if (!opts.quiet && !tape_over_budget_said)
+            LogInfo(
+                "grpo: recording the rollout's feed-forward activations would take %.1f GB; the update "
+                "recomputes them instead",
+                bytes / 1e9);
+          tape_over_budget_said = true;
+        }
+      }
+      R1_ASSIGN_OR_RETURN(std::vector<Completion> comps, SampleCompletions(policy, set.prompts, ro, &rs, round_tape));
       rollout_tokens += rs.tokens;
       rollout_seconds += rs.seconds;
       for (int64_t p = 0; p < need; ++p) {
