@@ -2,7 +2,8 @@
 """GRPO step speed: `r1 grpo` against the PyTorch reference doing the same step (tools/ref/grpo_ref.py) on the
 same small MoE model, prompts, precision, machine and thread count.
 
-  /usr/bin/python3 bench/bench_grpo.py [--threads 2] [--steps 3] [--rounds 2] [--precision f32|bf16] [--json]
+  /usr/bin/python3 bench/bench_grpo.py [--threads 2] [--steps 3] [--rounds 2] [--precision f32|bf16]
+      [--no-rollout-tape] [--json]
 
 One step = rollout (P prompts x G completions at temperature 1, latent-cache batched decode, log pi_old per token,
 rewards) + update (group-normalized advantages, clipped-ratio token-mean loss with beta = 0 and mu = 1 plus the
@@ -18,6 +19,14 @@ Equal work: r1 stops a completion at EOS, which the untrained model samples abou
 completions average a little under the cap; the PyTorch run of each round then generates exactly that round's mean
 r1 completion length for every sequence. The ratio compares seconds per completion token (the token counts are
 printed), so a residual length difference does not count for either side.
+The untrained model earns no reward, so every group's advantages are zero and only the balance loss has a gradient;
+neither side skips any work for that (both run the whole backward whatever the advantages).
+
+The same step, not the same arithmetic: r1's update takes its forward's feed-forward activations (dense MLP and
+MoE: ~85 % of the forward's multiply-adds here) from what its rollout recorded for the same weights and tokens
+(`r1 grpo`'s rollout tape, README "The update reuses the rollout's feed-forward activations") and recomputes only
+the norms and attention; the PyTorch reference recomputes the whole forward. `--no-rollout-tape` makes r1 recompute
+it too.
 
 Precision: f32 by default. `--precision bf16` runs `r1 grpo --precision bf16` (the update's matrix products with
 operands rounded to bf16 and f32 accumulation; weights, AdamW, norms, softmax, losses in f32; r1's rollout samples
@@ -115,6 +124,8 @@ def run_r1(model, a, work, rnd):
     metrics = os.path.join(work, f"r1-{rnd}.jsonl")
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     precision = ["--precision", "bf16"] if a.precision == "bf16" else []  # f32 is the default
+    if a.no_rollout_tape:
+        precision.append("--no-rollout-tape")
     r1("grpo", "--init", model, "--task", TASK, "--task-args", TASK_ARGS, "--out", os.path.join(work, "r1out"),
        "--steps", str(a.steps), "--prompts-per-step", str(a.prompts_per_step), "--group", str(a.group),
        "--max-new-tokens", str(a.max_new_tokens), "--temperature", "1.0", "--lr", "1e-4", "--threads",
@@ -161,6 +172,8 @@ def main():
     ap.add_argument("--group", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--precision", choices=["f32", "bf16"], default="f32")
+    ap.add_argument("--no-rollout-tape", action="store_true",
+                    help="r1's update recomputes the whole forward (as the PyTorch reference does)")
     ap.add_argument("--torch-omp-wait-policy", default="best", choices=["best", "PASSIVE", "ACTIVE", "unset"])
     ap.add_argument("--torch-blas-core", choices=["r1", "library"], default="r1")
     ap.add_argument("--json", action="store_true")
@@ -189,7 +202,7 @@ def main():
     r, t = summarize(r1_steps), by_policy[policy]
     # ratios of seconds per completion token (PyTorch / r1): > 1 means r1 is faster
     ratio = {part: r[f"{part}_tokens_per_s"] / t[f"{part}_tokens_per_s"] for part in ("rollout", "update", "step")}
-    res = {"precision": a.precision, "threads": a.threads, "prompts_per_step": a.prompts_per_step, "group": a.group,
+    res = {"precision": a.precision, "rollout_tape": not a.no_rollout_tape, "threads": a.threads, "prompts_per_step": a.prompts_per_step, "group": a.group,
            "max_new_tokens": a.max_new_tokens, "steps_per_run": a.steps, "rounds": a.rounds,
            "torch_omp_wait_policy": policy,
            "torch_step_seconds_by_policy": {p: s["step_seconds"] for p, s in by_policy.items()},
@@ -200,7 +213,8 @@ def main():
         print(json.dumps(res, indent=1))
         return
     print(f"GRPO step, small MoE (hidden 256, 4 layers, 16 experts top-4 + 1 shared), P {a.prompts_per_step} x "
-          f"G {a.group}, <= {a.max_new_tokens} new tokens, {a.precision}, {a.threads} threads; medians of "
+          f"G {a.group}, <= {a.max_new_tokens} new tokens, {a.precision}, {a.threads} threads, r1 "
+          f"{'without' if a.no_rollout_tape else 'with'} its rollout tape; medians of "
           f"{len(r1_steps)} r1 / {len(torch_steps)} PyTorch steps over {a.rounds} alternating rounds; PyTorch's "
           f"OpenBLAS core: {torch_core}; PyTorch's OMP_WAIT_POLICY: {policy} (median step "
           + ", ".join(f"{p} {s['step_seconds']:.2f} s" for p, s in by_policy.items()) + ")")
