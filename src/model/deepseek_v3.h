@@ -126,8 +126,9 @@ class DeepSeekV3 {
   // Adds the feed-forward output of layer l (dense or MoE) for normed input x (T, C) to h,
   // recording its activations on the tape if given.
   void FeedForward(int64_t l, const float* x, int64_t T, float* h, ExpertExchange* ex, const FfnTapeRows& tape) const;
-  void Mlp(const MlpWeights& w, const float* x, int64_t T, float* out, bool accumulate, const FfnTapeRows& tape = {},
-           int64_t l = 0) const;
+  // Layer l's dense MLP; its gate/up pre-activations go on the tape if given.
+  void Mlp(const MlpWeights& w, const float* x, int64_t T, float* out, bool accumulate, const FfnTapeRows& tape,
+           int64_t l) const;
   void Moe(int64_t l, const float* x, int64_t T, float* h, ExpertExchange* ex, const FfnTapeRows& tape) const;
   // Runs all layers over ids (T) at positions pos, then the final norm and head. Naive attention
   // treats the rows as one sequence (segs: at most one, its cache filled if given); absorbed

@@ -59,15 +59,17 @@ class FfnTape {
   }
   float* routed_y(int64_t l, int64_t r, int64_t k) { return At(layers_[l].routed_y, l, r, K_ * C_) + k * C_; }
 
-  const float* h_out(int64_t l, int64_t r) const { return const_cast<FfnTape*>(this)->h_out(l, r); }
-  const float* gu(int64_t l, int64_t r) const { return const_cast<FfnTape*>(this)->gu(l, r); }
-  const float* scores(int64_t l, int64_t r) const { return const_cast<FfnTape*>(this)->scores(l, r); }
-  const int32_t* idx(int64_t l, int64_t r) const { return const_cast<FfnTape*>(this)->idx(l, r); }
-  const float* wts(int64_t l, int64_t r) const { return const_cast<FfnTape*>(this)->wts(l, r); }
+  const float* h_out(int64_t l, int64_t r) const { return At(layers_[l].h_out, l, r, C_); }
+  const float* gu(int64_t l, int64_t r) const { return At(layers_[l].gu, l, r, layers_[l].gu_width); }
+  const float* scores(int64_t l, int64_t r) const { return At(layers_[l].scores, l, r, E_); }
+  const int32_t* idx(int64_t l, int64_t r) const { return At(layers_[l].idx, l, r, K_); }
+  const float* wts(int64_t l, int64_t r) const { return At(layers_[l].wts, l, r, K_); }
   const float* routed_gu(int64_t l, int64_t r, int64_t k) const {
-    return const_cast<FfnTape*>(this)->routed_gu(l, r, k);
+    return At(layers_[l].routed_gu, l, r, K_ * layers_[l].routed_gu_width) + k * layers_[l].routed_gu_width;
   }
-  const float* routed_y(int64_t l, int64_t r, int64_t k) const { return const_cast<FfnTape*>(this)->routed_y(l, r, k); }
+  const float* routed_y(int64_t l, int64_t r, int64_t k) const {
+    return At(layers_[l].routed_y, l, r, K_ * C_) + k * C_;
+  }
 
  private:
   struct Layer {
@@ -77,9 +79,11 @@ class FfnTape {
     ScratchVector<float> h_out, gu, scores, wts, routed_gu, routed_y;
     std::vector<int32_t> idx;
   };
+  // Row r of a field v of layer l, `width` elements a row (const when v is).
   template <class V>
-  typename V::value_type* At(V& v, int64_t l, int64_t r, int64_t width) {
-    R1_CHECK(r >= 0 && r < rows_ && width > 0) << "tape row " << r << " of layer " << l << " (" << rows_ << " rows)";
+  auto At(V& v, int64_t l, int64_t r, int64_t width) const -> decltype(v.data()) {
+    R1_CHECK(width > 0) << "layer " << l << " of the tape has no such field";
+    R1_CHECK(r >= 0 && r < rows_) << "tape row " << r << " of layer " << l << " (" << rows_ << " rows)";
     return v.data() + r * width;
   }
 
