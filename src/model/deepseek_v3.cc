@@ -239,10 +239,8 @@ uint64_t RunExperts(std::vector<ExpertTask>& tasks, int64_t piece) {
   jobs.clear();
   for (ExpertTask& t : tasks) {
     const int64_t F = t.w->gate_proj.rows();
-    for (size_t j = 0; j < t.gu_to.size(); ++j)
+    for (size_t j = 0; j < t.gu_to.size(); ++j)  // before SwiGLU overwrites g
       if (t.gu_to[j]) RecordGu(t.g.data(), t.u.data(), static_cast<int64_t>(j), F, t.gu_to[j]);
-  }
-  for (ExpertTask& t : tasks) {
     k::SwiGLU(t.g.data(), t.u.data(), t.g.data(), static_cast<int64_t>(t.g.size()));
     add(t.g.data(), t.n, t.w->down_proj, t.y);
   }
@@ -413,11 +411,11 @@ void DeepSeekV3::FeedForward(int64_t l, const float* x, int64_t T, float* h, Exp
     Moe(l, x, T, h, ex, tape);
   else
     Mlp(lw.mlp, x, T, h, /*accumulate=*/true, tape, l);
-  if (tape.tape)
-    for (int64_t t = 0; t < T; ++t)
-      if (tape.rows[t] >= 0)
-        FfnTape::Record(h + t * config_.hidden_size, config_.hidden_size, tape.tape->h_out(l, tape.rows[t]));
-  if (tape.tape) FfnTape::Fence();
+  if (!tape.tape) return;
+  const int64_t C = config_.hidden_size;
+  for (int64_t t = 0; t < T; ++t)
+    if (tape.rows[t] >= 0) FfnTape::Record(h + t * C, C, tape.tape->h_out(l, tape.rows[t]));
+  FfnTape::Fence();
 }
 
 void DeepSeekV3::Run(const int32_t* ids, int64_t T, const int32_t* pos, bool absorbed, const std::vector<Segment>& segs,

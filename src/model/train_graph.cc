@@ -119,31 +119,42 @@ struct MlpActs {
   Vec g, u, a, sig;  // (n, F): gate and up pre-activations, silu(g)⊙u, σ(g)
 };
 
-// s.a (n, F) = silu(x·gateᵀ) ⊙ x·upᵀ, the MLP's hidden activation.
-void MlpHidden(const MlpWeights& w, const float* x, int64_t n, MlpActs& s) {
-  const int64_t F = w.gate_proj.rows();
+// The MLP's hidden activations of n rows of width F: fill(g, u) writes the gate and up
+// pre-activations, then a = silu(g) ⊙ u (and σ(g), for the backward).
+template <class Fill>
+void MlpActivations(int64_t n, int64_t F, Fill fill, MlpActs& s) {
   s.g = Uninit(n * F);
   s.u = Uninit(n * F);
   s.a = Uninit(n * F);
   s.sig = Uninit(n * F);
-  const k::SharedInputJob gate_up[2] = {{&w.gate_proj, s.g.data()}, {&w.up_proj, s.u.data()}};
-  k::MatMulSharedInput(x, n, gate_up);
+  fill(s.g.data(), s.u.data());
   k::SwiGLU(s.g.data(), s.u.data(), s.a.data(), n * F, s.sig.data());
+}
+
+// s.a (n, F) = silu(x·gateᵀ) ⊙ x·upᵀ, the MLP's hidden activation.
+void MlpHidden(const MlpWeights& w, const float* x, int64_t n, MlpActs& s) {
+  MlpActivations(
+      n, w.gate_proj.rows(),
+      [&](float* g, float* u) {
+        const k::SharedInputJob gate_up[2] = {{&w.gate_proj, g}, {&w.up_proj, u}};
+        k::MatMulSharedInput(x, n, gate_up);
+      },
+      s);
 }
 
 // MlpHidden's activations from recorded gate and up pre-activations: gu(j) is row j's (2F).
 template <class Row>
 void MlpHiddenRecorded(int64_t n, int64_t F, Row gu, MlpActs& s) {
-  s.g = Uninit(n * F);
-  s.u = Uninit(n * F);
-  s.a = Uninit(n * F);
-  s.sig = Uninit(n * F);
-  for (int64_t j = 0; j < n; ++j) {
-    const float* r = gu(j);
-    std::copy_n(r, F, s.g.data() + j * F);
-    std::copy_n(r + F, F, s.u.data() + j * F);
-  }
-  k::SwiGLU(s.g.data(), s.u.data(), s.a.data(), n * F, s.sig.data());
+  MlpActivations(
+      n, F,
+      [&](float* g, float* u) {
+        for (int64_t j = 0; j < n; ++j) {
+          const float* r = gu(j);
+          std::copy_n(r, F, g + j * F);
+          std::copy_n(r + F, F, u + j * F);
+        }
+      },
+      s);
 }
 
 // out (n, C) (+)= down(silu(x·gateᵀ) ⊙ x·upᵀ)
