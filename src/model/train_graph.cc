@@ -35,6 +35,14 @@ Vec Uninit(int64_t n) { return Vec(static_cast<size_t>(n)); }
 float* G(const TensorView& v) { return static_cast<float*>(const_cast<void*>(v.data)); }
 float* G(const float* p) { return const_cast<float*>(p); }
 
+// Asks for n floats at p into the cache (L2 with `l2`, else L1), one request per 64-byte line.
+void PrefetchFloats(const float* p, int64_t n, bool l2 = false) {
+  if (l2)
+    for (int64_t i = 0; i < n; i += 16) __builtin_prefetch(p + i, 0, 2);
+  else
+    for (int64_t i = 0; i < n; i += 16) __builtin_prefetch(p + i);
+}
+
 // A batch row's runs of equal document ids (flat row indices), with the run each continues.
 struct Run {
   int64_t start = 0, len = 0;
@@ -117,44 +125,41 @@ struct Ctx {
 
 struct MlpActs {
   Vec g, u, a, sig;  // (n, F): gate and up pre-activations, silu(g)⊙u, σ(g)
+  // From a tape (MlpHiddenRecorded): row j's gate pre-activations at gu[j] and its up ones at
+  // gu[j] + F, read where the rollout recorded them; g and u stay empty.
+  std::vector<const float*> gu;
 };
 
-// The MLP's hidden activations of n rows of width F: fill(g, u) writes the gate and up
-// pre-activations, then a = silu(g) ⊙ u (and σ(g), for the backward).
-template <class Fill>
-void MlpActivations(int64_t n, int64_t F, Fill fill, MlpActs& s) {
+// s.a (n, F) = silu(x·gateᵀ) ⊙ x·upᵀ, the MLP's hidden activation (and g, u and σ(g), for the
+// backward).
+void MlpHidden(const MlpWeights& w, const float* x, int64_t n, MlpActs& s) {
+  const int64_t F = w.gate_proj.rows();
   s.g = Uninit(n * F);
   s.u = Uninit(n * F);
   s.a = Uninit(n * F);
   s.sig = Uninit(n * F);
-  fill(s.g.data(), s.u.data());
+  s.gu.clear();
+  const k::SharedInputJob gate_up[2] = {{&w.gate_proj, s.g.data()}, {&w.up_proj, s.u.data()}};
+  k::MatMulSharedInput(x, n, gate_up);
   k::SwiGLU(s.g.data(), s.u.data(), s.a.data(), n * F, s.sig.data());
 }
 
-// s.a (n, F) = silu(x·gateᵀ) ⊙ x·upᵀ, the MLP's hidden activation.
-void MlpHidden(const MlpWeights& w, const float* x, int64_t n, MlpActs& s) {
-  MlpActivations(
-      n, w.gate_proj.rows(),
-      [&](float* g, float* u) {
-        const k::SharedInputJob gate_up[2] = {{&w.gate_proj, g}, {&w.up_proj, u}};
-        k::MatMulSharedInput(x, n, gate_up);
-      },
-      s);
-}
-
-// MlpHidden's activations from recorded gate and up pre-activations: gu(j) is row j's (2F).
+// MlpHidden's activations from recorded gate and up pre-activations: gu(j) is row j's (2F), read
+// in place (by the backward too) rather than copied: SwiGLU is elementwise, so row by row it gives
+// the bits of the whole.
 template <class Row>
 void MlpHiddenRecorded(int64_t n, int64_t F, Row gu, MlpActs& s) {
-  MlpActivations(
-      n, F,
-      [&](float* g, float* u) {
-        for (int64_t j = 0; j < n; ++j) {
-          const float* r = gu(j);
-          std::copy_n(r, F, g + j * F);
-          std::copy_n(r + F, F, u + j * F);
-        }
-      },
-      s);
+  s.g.clear();
+  s.u.clear();
+  s.gu.resize(static_cast<size_t>(n));
+  s.a = Uninit(n * F);
+  s.sig = Uninit(n * F);
+  for (int64_t j = 0; j < n; ++j) s.gu[static_cast<size_t>(j)] = gu(j);
+  for (int64_t j = 0; j < n; ++j) {
+    const float* r = s.gu[static_cast<size_t>(j)];
+    if (j + 1 < n) PrefetchFloats(s.gu[static_cast<size_t>(j + 1)], 2 * F);
+    k::SwiGLU(r, r + F, s.a.data() + j * F, F, s.sig.data() + j * F);
+  }
 }
 
 // out (n, C) (+)= down(silu(x·gateᵀ) ⊙ x·upᵀ)
@@ -169,7 +174,14 @@ void MlpBackward(const MlpWeights& w, const MlpWeights& gw, const float* x, int6
   const int64_t F = w.gate_proj.rows();
   Vec da = Uninit(n * F), dg = Uninit(n * F), du = Uninit(n * F);  // each assigned whole below
   k::MatMulBackward(s.a.data(), n, w.down_proj, dy, da.data(), G(gw.down_proj), /*accumulate_dx=*/false);
-  k::SwiGLUBackward(s.g.data(), s.u.data(), da.data(), dg.data(), du.data(), n * F, s.sig.data());
+  if (s.gu.empty())
+    k::SwiGLUBackward(s.g.data(), s.u.data(), da.data(), dg.data(), du.data(), n * F, s.sig.data());
+  else
+    for (int64_t j = 0; j < n; ++j) {
+      const float* r = s.gu[static_cast<size_t>(j)];
+      if (j + 1 < n) PrefetchFloats(s.gu[static_cast<size_t>(j + 1)], 2 * F);
+      k::SwiGLUBackward(r, r + F, da.data() + j * F, dg.data() + j * F, du.data() + j * F, F, s.sig.data() + j * F);
+    }
   k::MatMulBackward(x, n, w.gate_proj, dg.data(), dx, nullptr, accumulate_dx);
   k::MatMulBackward(x, n, w.up_proj, du.data(), dx, nullptr);
   const k::WeightGradJob dw[2] = {{dg.data(), F, G(gw.gate_proj)}, {du.data(), F, G(gw.up_proj)}};
@@ -225,6 +237,16 @@ struct SegmentKeys {
   }
 };
 
+// Asks for a segment's query rows (qw floats each), and its prefix's and its own key and value
+// rows, into L2: the next segment's, while the current one computes.
+void PrefetchSegment(const Segment& g, const float* q, int64_t qw, const float* key, const float* val, int64_t vw) {
+  PrefetchFloats(q + g.q0 * qw, g.len * qw, true);
+  PrefetchFloats(key + g.q0 * qw, g.len * qw, true);
+  PrefetchFloats(val + g.q0 * vw, g.len * vw, true);
+  PrefetchFloats(key + g.p0 * qw, g.plen * qw, true);
+  PrefetchFloats(val + g.p0 * vw, g.plen * vw, true);
+}
+
 // h (N, C) += attention(x)
 void AttnForward(const Ctx& cx, const AttentionWeights& w, const float* x, float* h, AttnActs& s) {
   const ModelConfig& c = cx.c;
@@ -270,7 +292,10 @@ void AttnForward(const Ctx& cx, const AttentionWeights& w, const float* x, float
   if (!cx.segs.empty()) {
     s.probs = Uninit(cx.probs_size);
     SegmentKeys keys;
-    for (const Segment& g : cx.segs) {
+    for (size_t i = 0; i < cx.segs.size(); ++i) {
+      const Segment& g = cx.segs[i];
+      if (i + 1 < cx.segs.size())
+        PrefetchSegment(cx.segs[i + 1], s.q.data(), H * Dqk, s.key.data(), s.val.data(), H * Dv);
       keys.Gather(cx, g, s.key.data(), H * Dqk, s.val.data(), H * Dv);
       k::AttentionMask mask{cx.pos.data() + g.q0, keys.pos, nullptr, nullptr};
       k::AttentionNaive(s.q.data() + g.q0 * H * Dqk, keys.k, keys.v, g.len, g.plen + g.len, H, Dqk, Dv, cx.scale,
@@ -303,8 +328,15 @@ void AttnBackward(const Ctx& cx, const AttentionWeights& w, const AttentionWeigh
     dval = Zeros(N * H * Dv);
     SegmentKeys keys;
     Vec dk, dv;
-    for (const Segment& g : cx.segs) {
+    for (size_t i = 0; i < cx.segs.size(); ++i) {
+      const Segment& g = cx.segs[i];
       const int64_t S = g.plen + g.len;
+      if (i + 1 < cx.segs.size()) {
+        const Segment& nx = cx.segs[i + 1];
+        PrefetchSegment(nx, s.q.data(), H * Dqk, s.key.data(), s.val.data(), H * Dv);
+        PrefetchFloats(s.probs.data() + nx.probs, H * nx.len * (nx.plen + nx.len), true);
+        PrefetchFloats(dout.data() + nx.q0 * H * Dv, nx.len * H * Dv, true);
+      }
       keys.Gather(cx, g, s.key.data(), H * Dqk, s.val.data(), H * Dv);
       dk.resize(static_cast<size_t>(S * H * Dqk));
       dv.resize(static_cast<size_t>(S * H * Dv));
@@ -380,6 +412,7 @@ struct MoeActs {
   std::vector<MlpActs> expert;
   std::vector<Vec> xe;                       // per expert: its gathered input rows (n, C)
   std::vector<Vec> ye;                       // per expert: its outputs (n, C)
+  std::vector<std::vector<const float*>> ye_rows;  // with a tape instead: each output row, in place
   MlpActs shared;
   Vec dscores;                               // (N, E): balance-loss gradient, from the forward
 };
@@ -492,6 +525,7 @@ double MoeForward(const Ctx& cx, const MoeWeights& w, const float* x, float* h, 
   s.expert.assign(static_cast<size_t>(E), {});
   s.xe.assign(static_cast<size_t>(E), {});
   s.ye.assign(static_cast<size_t>(E), {});
+  s.ye_rows.assign(tape ? static_cast<size_t>(E) : 0, {});
   // Experts run in parallel, one per thread, each single-threaded (OpenBLAS and the GEMV run on
   // one thread inside a parallel region): a few hundred rows each are too small to split well.
   // The shared expert's gate/up half (all N rows) is one more such task, handed out first. The
@@ -513,16 +547,17 @@ double MoeForward(const Ctx& cx, const MoeWeights& w, const float* x, float* h, 
         const int64_t n = load[e];
         const std::vector<int64_t>& slot = s.slots[e];
         Gather(x, C, K, slot, s.xe[e]);
-        s.ye[e] = Uninit(n * C);
         if (!tape) {
+          s.ye[e] = Uninit(n * C);
           MlpForward(w.experts[e], s.xe[e].data(), n, s.ye[e].data(), false, s.expert[e]);
           return;
         }
         MlpHiddenRecorded(
             n, w.experts[e].gate_proj.rows(),
             [&](int64_t j) { return tape->routed_gu(l, rows[slot[j] / K], slot[j] % K); }, s.expert[e]);
-        for (int64_t j = 0; j < n; ++j)
-          std::copy_n(tape->routed_y(l, rows[slot[j] / K], slot[j] % K), C, s.ye[e].data() + j * C);
+        std::vector<const float*>& ye = s.ye_rows[e];
+        ye.resize(static_cast<size_t>(n));
+        for (int64_t j = 0; j < n; ++j) ye[j] = tape->routed_y(l, rows[slot[j] / K], slot[j] % K);
       },
       Schedule::kDynamic);
   if (tape) return balance;
@@ -550,9 +585,12 @@ void MoeBackward(const Ctx& cx, const MoeWeights& w, const MoeWeights& gw, const
         const auto& slot = s.slots[e];
         const int64_t n = static_cast<int64_t>(slot.size());
         Vec dye = Uninit(n * C);  // assigned whole below
-        for (int64_t j = 0; j < n; ++j)  // ∂L/∂w_k = <dh, FFN_k(x)>
-          dweights[slot[j]] = static_cast<float>(k::ExpertSlotBackward(dh + (slot[j] / K) * C, s.ye[e].data() + j * C,
-                                                                       s.wts[slot[j]], C, dye.data() + j * C));
+        for (int64_t j = 0; j < n; ++j) {  // ∂L/∂w_k = <dh, FFN_k(x)>
+          if (!s.ye_rows.empty() && j + 1 < n) PrefetchFloats(s.ye_rows[e][j + 1], C);
+          dweights[slot[j]] = static_cast<float>(k::ExpertSlotBackward(
+              dh + (slot[j] / K) * C, s.ye_rows.empty() ? s.ye[e].data() + j * C : s.ye_rows[e][j], s.wts[slot[j]], C,
+              dye.data() + j * C));
+        }
         dxe[e] = Uninit(n * C);
         MlpBackward(w.experts[e], gw.experts[e], s.xe[e].data(), n, s.expert[e], dye.data(), dxe[e].data(),
                     /*accumulate_dx=*/false);
