@@ -151,9 +151,97 @@ void AttentionNaiveBackward(const float* q, const float* k, const float* v, cons
   });
 }
 
+namespace {
+
+#if defined(__AVX512F__)
+// AttentionLatent for R and Dr multiples of 16: each query row's scores key by key (16-lane
+// products, every head against the key's row while it is in L1), the row's softmax, then
+// o_lat = p · c with the outputs of 4 heads × 64 latent columns held in 16 registers while the
+// keys stream by. A decode step's call (T = 1, a few dozen keys) was three small BLAS products
+// around the softmax, each with its own packing and dispatch.
+void AttentionLatentAvx512(const float* q_lat, const float* q_pe, const float* c, const float* kpe, int64_t T,
+                           int64_t S, int64_t H, int64_t R, int64_t Dr, float scale, const AttentionMask& mask,
+                           float* o_lat) {
+  ScratchVector<float> p(static_cast<size_t>(H * S));  // one query row's (H, S) scores, then weights
+  for (int64_t t = 0; t < T; ++t) {
+    const float* qt = q_lat + t * H * R;
+    const float* pt = q_pe + t * H * Dr;
+    for (int64_t s = 0; s < S; ++s) {
+      if (!mask.Visible(t, s)) {
+        for (int64_t h = 0; h < H; ++h) p[h * S + s] = kNegInf;
+        continue;
+      }
+      const float* cs = c + s * R;
+      const float* ks = kpe + s * Dr;
+      for (int64_t h = 0; h < H; ++h) {
+        const float* qh = qt + h * R;
+        const float* ph = pt + h * Dr;
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+        int64_t j = 0;
+        for (; j + 32 <= R; j += 32) {
+          a0 = _mm512_fmadd_ps(_mm512_loadu_ps(qh + j), _mm512_loadu_ps(cs + j), a0);
+          a1 = _mm512_fmadd_ps(_mm512_loadu_ps(qh + j + 16), _mm512_loadu_ps(cs + j + 16), a1);
+        }
+        if (j < R) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(qh + j), _mm512_loadu_ps(cs + j), a0);
+        for (j = 0; j < Dr; j += 16) a1 = _mm512_fmadd_ps(_mm512_loadu_ps(ph + j), _mm512_loadu_ps(ks + j), a1);
+        p[h * S + s] = scale * _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+      }
+    }
+    Softmax(p.data(), H, S);
+    float* ot = o_lat + t * H * R;
+    for (int64_t h0 = 0; h0 < H; h0 += 4) {
+      const int64_t hb = std::min<int64_t>(4, H - h0);
+      for (int64_t r0 = 0; r0 < R; r0 += 64) {
+        const int64_t m = std::min<int64_t>(4, (R - r0) / 16);
+        if (hb == 4 && m == 4) {
+          __m512 acc[4][4];
+#pragma GCC unroll 4
+          for (int i = 0; i < 4; ++i)
+#pragma GCC unroll 4
+            for (int v = 0; v < 4; ++v) acc[i][v] = _mm512_setzero_ps();
+          for (int64_t s = 0; s < S; ++s) {
+            const float* cs = c + s * R + r0;
+            const __m512 c0 = _mm512_loadu_ps(cs), c1 = _mm512_loadu_ps(cs + 16), c2 = _mm512_loadu_ps(cs + 32),
+                         c3 = _mm512_loadu_ps(cs + 48);
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; ++i) {
+              const __m512 w = _mm512_set1_ps(p[(h0 + i) * S + s]);
+              acc[i][0] = _mm512_fmadd_ps(w, c0, acc[i][0]);
+              acc[i][1] = _mm512_fmadd_ps(w, c1, acc[i][1]);
+              acc[i][2] = _mm512_fmadd_ps(w, c2, acc[i][2]);
+              acc[i][3] = _mm512_fmadd_ps(w, c3, acc[i][3]);
+            }
+          }
+#pragma GCC unroll 4
+          for (int i = 0; i < 4; ++i)
+#pragma GCC unroll 4
+            for (int v = 0; v < 4; ++v) _mm512_storeu_ps(ot + (h0 + i) * R + r0 + 16 * v, acc[i][v]);
+          continue;
+        }
+        for (int64_t i = 0; i < hb; ++i)  // a last block of fewer heads or columns
+          for (int64_t v = 0; v < m; ++v) {
+            __m512 acc = _mm512_setzero_ps();
+            for (int64_t s = 0; s < S; ++s)
+              acc = _mm512_fmadd_ps(_mm512_set1_ps(p[(h0 + i) * S + s]), _mm512_loadu_ps(c + s * R + r0 + 16 * v), acc);
+            _mm512_storeu_ps(ot + (h0 + i) * R + r0 + 16 * v, acc);
+          }
+      }
+    }
+  }
+}
+#endif
+
+}  // namespace
+
 void AttentionLatent(const float* q_lat, const float* q_pe, const float* c, const float* kpe,
                      int64_t T, int64_t S, int64_t H, int64_t R, int64_t Dr, float scale,
                      const AttentionMask& mask, float* o_lat) {
+#if defined(__AVX512F__)
+  if (R % 16 == 0 && Dr % 16 == 0) {
+    AttentionLatentAvx512(q_lat, q_pe, c, kpe, T, S, H, R, Dr, scale, mask, o_lat);
+    return;
+  }
+#endif
   // All T·H query rows share the one key/value head: scores (T·H, S) in two GEMMs.
   const int TH = static_cast<int>(T * H), iS = static_cast<int>(S);
   ScratchVector<float> p(static_cast<size_t>(T * H * S));  // assigned whole by the first GEMM

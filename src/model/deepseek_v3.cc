@@ -158,6 +158,15 @@ void DeepSeekV3::AttentionAbsorbed(int64_t l, const float* x, int64_t T, const i
         thread_local std::vector<int32_t> kpos;
         const Segment& sg = segs[static_cast<size_t>(i)];
         const int64_t S = sg.cache->length() + sg.n;
+        // The next sequence's latents and rope keys are asked for while this one computes: a step
+        // touches every sequence's cache of every layer (2-3 MB a thread in the GRPO benchmark's
+        // rollout), so each comes from L3 or memory.
+        if (i + 1 < n_segs) {
+          const Segment& nx = segs[static_cast<size_t>(i + 1)];
+          const int64_t Sn = nx.cache->length();
+          for (int64_t f = 0; f < Sn * R; f += 16) __builtin_prefetch(nx.cache->c(l) + f);
+          for (int64_t f = 0; f < Sn * Dr; f += 16) __builtin_prefetch(nx.cache->kpe(l) + f);
+        }
         kpos.resize(static_cast<size_t>(S));
         std::iota(kpos.begin(), kpos.end(), 0);
         k::AttentionMask mask{pos + sg.row0, kpos.data(), nullptr, nullptr};

@@ -108,24 +108,30 @@ TEST(Attention, NaiveMatchesReference) { CheckNaive(4, 11, 6); }
 // Past one 64-row block: each block's GEMMs span only the keys its rows see.
 TEST(Attention, NaiveRowBlocksMatchReference) { CheckNaive(70, 150, 7); }
 
+// Widths the BLAS path takes (R = 32, Dr = 8) and ones the 16-lane kernel takes, with a last block
+// of fewer than 4 heads and of fewer than 64 latent columns (H = 5, R = 80).
 TEST(Attention, LatentMatchesReference) {
   Rng rng(8);
-  const int64_t S = 11, H = 4, R = 32, Dr = 8;
+  const int64_t S = 11;
   const float scale = 0.13523378f;
-  for (const MaskCase& mc : Cases(3, S)) {
-    const int64_t T = static_cast<int64_t>(mc.q_pos.size());
-    const auto q_lat = RandomVec(rng, T * H * R, 0.3), q_pe = RandomVec(rng, T * H * Dr);
-    const auto c = RandomVec(rng, S * R), kpe = RandomVec(rng, S * Dr);
-    std::vector<double> a = testing::ToDouble(q_lat), b = testing::ToDouble(q_pe),
-                        cd = testing::ToDouble(c), kd = testing::ToDouble(kpe), ref(T * H * R);
-    ref::AttentionLatent<double>(a.data(), b.data(), cd.data(), kd.data(), T, S, H, R, Dr, scale,
-                                 mc.mask(), ref.data());
-    std::vector<float> o(T * H * R);
-    AttentionLatent(q_lat.data(), q_pe.data(), c.data(), kpe.data(), T, S, H, R, Dr, scale,
-                    mc.mask(), o.data());
-    ExpectClose(o.data(), ref.data(), nullptr, T * H * R, 0.0, 1e-5 * MaxAbs(c),
-                std::string("AttentionLatent ") + mc.name);
-  }
+  struct Shape {
+    int64_t H, R, Dr;
+  };
+  for (const Shape& sh : {Shape{4, 32, 8}, Shape{5, 80, 16}})
+    for (const MaskCase& mc : Cases(3, S)) {
+      const int64_t H = sh.H, R = sh.R, Dr = sh.Dr;
+      const int64_t T = static_cast<int64_t>(mc.q_pos.size());
+      const auto q_lat = RandomVec(rng, T * H * R, 0.3), q_pe = RandomVec(rng, T * H * Dr);
+      const auto c = RandomVec(rng, S * R), kpe = RandomVec(rng, S * Dr);
+      std::vector<double> a = testing::ToDouble(q_lat), b = testing::ToDouble(q_pe), cd = testing::ToDouble(c),
+                          kd = testing::ToDouble(kpe), ref(T * H * R);
+      ref::AttentionLatent<double>(a.data(), b.data(), cd.data(), kd.data(), T, S, H, R, Dr, scale, mc.mask(),
+                                   ref.data());
+      std::vector<float> o(T * H * R);
+      AttentionLatent(q_lat.data(), q_pe.data(), c.data(), kpe.data(), T, S, H, R, Dr, scale, mc.mask(), o.data());
+      ExpectClose(o.data(), ref.data(), nullptr, T * H * R, 0.0, 1e-5 * MaxAbs(c),
+                  std::string("AttentionLatent ") + mc.name + ", R " + std::to_string(R));
+    }
 }
 
 // One query token (a decode step) at the widths of the released model's cache (R = 512, Dr = 64),
