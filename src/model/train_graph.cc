@@ -126,7 +126,8 @@ struct Ctx {
 struct MlpActs {
   Vec g, u, a, sig;  // (n, F): gate and up pre-activations, silu(g)⊙u, σ(g)
   // From a tape (MlpHiddenRecorded): row j's gate pre-activations at gu[j] and its up ones at
-  // gu[j] + F, read where the rollout recorded them; g and u stay empty.
+  // gu[j] + F, read where the rollout recorded them; g, u, a and sig stay empty (the backward
+  // computes a and σ(g) when it needs them).
   std::vector<const float*> gu;
 };
 
@@ -144,22 +145,18 @@ void MlpHidden(const MlpWeights& w, const float* x, int64_t n, MlpActs& s) {
   k::SwiGLU(s.g.data(), s.u.data(), s.a.data(), n * F, s.sig.data());
 }
 
-// MlpHidden's activations from recorded gate and up pre-activations: gu(j) is row j's (2F), read
-// in place (by the backward too) rather than copied: SwiGLU is elementwise, so row by row it gives
-// the bits of the whole.
+// MlpHidden's activations from recorded gate and up pre-activations: gu(j) is row j's (2F). The
+// forward needs nothing of them (the block's output is recorded too), so only where they lie is
+// kept; the backward reads them in place and computes silu(g) ⊙ u and σ(g) right before its
+// products use them. Done here, those two (n, F) arrays went out to memory and came back cold.
 template <class Row>
-void MlpHiddenRecorded(int64_t n, int64_t F, Row gu, MlpActs& s) {
+void MlpHiddenRecorded(int64_t n, Row gu, MlpActs& s) {
   s.g.clear();
   s.u.clear();
+  s.a.clear();
+  s.sig.clear();
   s.gu.resize(static_cast<size_t>(n));
-  s.a = Uninit(n * F);
-  s.sig = Uninit(n * F);
   for (int64_t j = 0; j < n; ++j) s.gu[static_cast<size_t>(j)] = gu(j);
-  for (int64_t j = 0; j < n; ++j) {
-    const float* r = s.gu[static_cast<size_t>(j)];
-    if (j + 1 < n) PrefetchFloats(s.gu[static_cast<size_t>(j + 1)], 2 * F);
-    k::SwiGLU(r, r + F, s.a.data() + j * F, F, s.sig.data() + j * F);
-  }
 }
 
 // out (n, C) (+)= down(silu(x·gateᵀ) ⊙ x·upᵀ)
@@ -173,15 +170,23 @@ void MlpBackward(const MlpWeights& w, const MlpWeights& gw, const float* x, int6
                  const float* dy, float* dx, bool accumulate_dx = true) {
   const int64_t F = w.gate_proj.rows();
   Vec da = Uninit(n * F), dg = Uninit(n * F), du = Uninit(n * F);  // each assigned whole below
-  k::MatMulBackward(s.a.data(), n, w.down_proj, dy, da.data(), G(gw.down_proj), /*accumulate_dx=*/false);
-  if (s.gu.empty())
+  if (s.gu.empty()) {
+    k::MatMulBackward(s.a.data(), n, w.down_proj, dy, da.data(), G(gw.down_proj), /*accumulate_dx=*/false);
     k::SwiGLUBackward(s.g.data(), s.u.data(), da.data(), dg.data(), du.data(), n * F, s.sig.data());
-  else
+  } else {
+    // Recorded rows: a and σ(g) row by row (SwiGLU is elementwise: the bits of one call on all).
+    Vec a = Uninit(n * F), sig = Uninit(n * F);
     for (int64_t j = 0; j < n; ++j) {
       const float* r = s.gu[static_cast<size_t>(j)];
       if (j + 1 < n) PrefetchFloats(s.gu[static_cast<size_t>(j + 1)], 2 * F);
-      k::SwiGLUBackward(r, r + F, da.data() + j * F, dg.data() + j * F, du.data() + j * F, F, s.sig.data() + j * F);
+      k::SwiGLU(r, r + F, a.data() + j * F, F, sig.data() + j * F);
     }
+    k::MatMulBackward(a.data(), n, w.down_proj, dy, da.data(), G(gw.down_proj), /*accumulate_dx=*/false);
+    for (int64_t j = 0; j < n; ++j) {
+      const float* r = s.gu[static_cast<size_t>(j)];
+      k::SwiGLUBackward(r, r + F, da.data() + j * F, dg.data() + j * F, du.data() + j * F, F, sig.data() + j * F);
+    }
+  }
   k::MatMulBackward(x, n, w.gate_proj, dg.data(), dx, nullptr, accumulate_dx);
   k::MatMulBackward(x, n, w.up_proj, du.data(), dx, nullptr);
   const k::WeightGradJob dw[2] = {{dg.data(), F, G(gw.gate_proj)}, {du.data(), F, G(gw.up_proj)}};
@@ -539,7 +544,7 @@ double MoeForward(const Ctx& cx, const MoeWeights& w, const float* x, float* h, 
         if (e == kSharedTask) {
           if (tape)
             MlpHiddenRecorded(
-                N, w.shared_experts.gate_proj.rows(), [&](int64_t n) { return tape->gu(l, rows[n]); }, s.shared);
+                N, [&](int64_t n) { return tape->gu(l, rows[n]); }, s.shared);
           else
             MlpHidden(w.shared_experts, x, N, s.shared);
           return;
@@ -553,8 +558,7 @@ double MoeForward(const Ctx& cx, const MoeWeights& w, const float* x, float* h, 
           return;
         }
         MlpHiddenRecorded(
-            n, w.experts[e].gate_proj.rows(),
-            [&](int64_t j) { return tape->routed_gu(l, rows[slot[j] / K], slot[j] % K); }, s.expert[e]);
+            n, [&](int64_t j) { return tape->routed_gu(l, rows[slot[j] / K], slot[j] % K); }, s.expert[e]);
         std::vector<const float*>& ye = s.ye_rows[e];
         ye.resize(static_cast<size_t>(n));
         for (int64_t j = 0; j < n; ++j) ye[j] = tape->routed_y(l, rows[slot[j] / K], slot[j] % K);
@@ -639,7 +643,7 @@ double BlockForward(const Ctx& cx, const LayerWeights& w, Vec& h, BlockActs& s, 
     balance = MoeForward(cx, w.moe, s.x2.data(), h.data(), s.moe, *load, l);
   else
     MlpHiddenRecorded(
-        N, w.mlp.gate_proj.rows(), [&](int64_t n) { return tape->gu(l, cx.opts.tape_rows[n]); }, s.mlp);
+        N, [&](int64_t n) { return tape->gu(l, cx.opts.tape_rows[n]); }, s.mlp);
   for (int64_t n = 0; n < N; ++n) std::copy_n(tape->h_out(l, cx.opts.tape_rows[n]), C, h.data() + n * C);
   return balance;
 }
