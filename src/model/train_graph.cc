@@ -691,14 +691,42 @@ LossReport TrainForwardBackward(const ModelConfig& c, const ModelWeights& w, Mod
   LossReport rep;
 
   // ---- forward: main model
-  Vec h = Zeros(N * C);
-  k::Embedding(w.embed_tokens, batch.ids.data(), N, h.data());
-  std::vector<BlockActs> acts(static_cast<size_t>(c.num_hidden_layers));
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    std::vector<int64_t> load;
-    rep.balance += BlockForward(cx, w.layers[l], h, acts[l], &load, l);
-    if (w.layers[l].is_moe) rep.expert_load.push_back(std::move(load));
+  // With a tape every layer's output is recorded, so a layer's forward needs only its input: the
+  // previous layer's recorded output (or the embedding). A backward pass then runs each layer's
+  // forward right before that layer's backward (`deferred`), with the same operations in the same
+  // order: its activations are still in cache when the backward reads them, instead of all
+  // layers' activations going out to memory first (tens of MB a micro-batch).
+  const bool mtp = !w.mtp.empty() && !opts.token_objective;
+  const bool deferred = opts.tape != nullptr && grads != nullptr && !mtp;
+  const int64_t L = c.num_hidden_layers;
+  // Layer l's input: the embedding for l = 0, else layer l − 1's recorded output.
+  auto layer_input = [&](int64_t l, Vec& h) {
+    if (l == 0) {
+      h = Zeros(N * C);
+      k::Embedding(w.embed_tokens, batch.ids.data(), N, h.data());
+      return;
+    }
+    h = Uninit(N * C);
+    for (int64_t n = 0; n < N; ++n) std::copy_n(opts.tape->h_out(l - 1, opts.tape_rows[n]), C, h.data() + n * C);
+  };
+  std::vector<BlockActs> acts(static_cast<size_t>(deferred ? 1 : L));
+  std::vector<double> balance(static_cast<size_t>(L), 0.0);
+  std::vector<std::vector<int64_t>> loads(static_cast<size_t>(L));
+  Vec h;
+  if (deferred) {
+    layer_input(L, h);
+  } else {
+    layer_input(0, h);
+    for (int64_t l = 0; l < L; ++l) balance[l] = BlockForward(cx, w.layers[l], h, acts[l], &loads[l], l);
   }
+  // The balance loss and the expert loads in layer order (the deferred forwards fill them later).
+  auto report_layers = [&]() {
+    for (int64_t l = 0; l < L; ++l) {
+      rep.balance += balance[l];
+      if (w.layers[l].is_moe) rep.expert_load.push_back(std::move(loads[l]));
+    }
+  };
+  if (!deferred) report_layers();
   const Vec& h_last = h;
   Vec xf = Uninit(N * C), rstd_f = Uninit(N);
   k::RmsNorm(h_last.data(), w.norm, N, C, cx.eps, xf.data(), rstd_f.data());
@@ -788,7 +816,6 @@ LossReport TrainForwardBackward(const ModelConfig& c, const ModelWeights& w, Mod
   Vec& dlogits = logits;  // now holds the gradient
 
   // ---- forward: MTP module (depth 1), predicting the token after next
-  const bool mtp = !w.mtp.empty() && !opts.token_objective;
   Vec emb_next, en, rstd_e, hh, rstd_h, cat, xm, xmf, rstd_m, dlogits2;
   std::vector<int32_t> next_ids, has_next;
   BlockActs mtp_acts;
@@ -835,9 +862,14 @@ LossReport TrainForwardBackward(const ModelConfig& c, const ModelWeights& w, Mod
     rep.mtp = n2 ? opts.mtp_weight * ce2 / static_cast<double>(n2) : 0.0;
     rep.mtp_tokens = n2;
   }
-  rep.loss = rep.main + rep.mtp + rep.balance;
-  if (rep.distill != 0.0) rep.loss += opts.distill_weight * rep.distill;
-  if (!grads) return rep;
+  auto total_loss = [&]() {
+    rep.loss = rep.main + rep.mtp + rep.balance;
+    if (rep.distill != 0.0) rep.loss += opts.distill_weight * rep.distill;
+  };
+  if (!grads) {
+    total_loss();
+    return rep;
+  }
   ModelWeights& g = *grads;
 
   // ---- backward: MTP module first (it feeds gradient into the main model's final hidden state)
@@ -866,8 +898,18 @@ LossReport TrainForwardBackward(const ModelConfig& c, const ModelWeights& w, Mod
   k::MatMulBackward(xf.data(), N, w.lm_head, dlogits.data(), dxf.data(), G(g.lm_head));
   Vec dh = Zeros(N * C);
   k::RmsNormBackward(h_last.data(), w.norm, rstd_f.data(), dxf.data(), N, C, dh.data(), G(g.norm));
-  for (int64_t l = c.num_hidden_layers - 1; l >= 0; --l) BlockBackward(cx, w.layers[l], g.layers[l], acts[l], dh);
+  for (int64_t l = L - 1; l >= 0; --l) {
+    if (deferred) {
+      Vec h_in;
+      layer_input(l, h_in);
+      acts[0] = BlockActs();
+      balance[l] = BlockForward(cx, w.layers[l], h_in, acts[0], &loads[l], l);
+    }
+    BlockBackward(cx, w.layers[l], g.layers[l], acts[deferred ? 0 : l], dh);
+  }
   k::EmbeddingBackward(batch.ids.data(), N, dh.data(), C, G(g.embed_tokens));
+  if (deferred) report_layers();
+  total_loss();
   return rep;
 }
 
