@@ -154,6 +154,23 @@ void AttentionNaiveBackward(const float* q, const float* k, const float* v, cons
 namespace {
 
 #if defined(__AVX512F__)
+// Lane i of the result = the sum of v[i]'s 16 lanes.
+inline __m512 SumLanes16(const __m512 v[16]) {
+  __m512 a[8], b[4];
+  for (int i = 0; i < 8; ++i)  // per 128-bit lane: v[2i] and v[2i+1] down to 2 partial sums each
+    a[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+  for (int i = 0; i < 4; ++i)  // per 128-bit lane: one partial sum of each of v[4i..4i+3]
+    b[i] = _mm512_add_ps(_mm512_shuffle_ps(a[2 * i], a[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                         _mm512_shuffle_ps(a[2 * i], a[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+  // Add the four 128-bit lanes: b[i]'s totals end in lane i.
+  const __m512 u01 = _mm512_add_ps(_mm512_shuffle_f32x4(b[0], b[1], _MM_SHUFFLE(1, 0, 1, 0)),
+                                   _mm512_shuffle_f32x4(b[0], b[1], _MM_SHUFFLE(3, 2, 3, 2)));
+  const __m512 u23 = _mm512_add_ps(_mm512_shuffle_f32x4(b[2], b[3], _MM_SHUFFLE(1, 0, 1, 0)),
+                                   _mm512_shuffle_f32x4(b[2], b[3], _MM_SHUFFLE(3, 2, 3, 2)));
+  return _mm512_add_ps(_mm512_shuffle_f32x4(u01, u23, _MM_SHUFFLE(2, 0, 2, 0)),
+                       _mm512_shuffle_f32x4(u01, u23, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
 // AttentionLatent for R and Dr multiples of 16: each query row's scores key by key (16-lane
 // products, every head against the key's row while it is in L1), the row's softmax, then
 // o_lat = p · c with the outputs of 4 heads × 64 latent columns held in 16 registers while the
@@ -166,26 +183,35 @@ void AttentionLatentAvx512(const float* q_lat, const float* q_pe, const float* c
   for (int64_t t = 0; t < T; ++t) {
     const float* qt = q_lat + t * H * R;
     const float* pt = q_pe + t * H * Dr;
-    for (int64_t s = 0; s < S; ++s) {
-      if (!mask.Visible(t, s)) {
-        for (int64_t h = 0; h < H; ++h) p[h * S + s] = kNegInf;
-        continue;
-      }
-      const float* cs = c + s * R;
-      const float* ks = kpe + s * Dr;
-      for (int64_t h = 0; h < H; ++h) {
-        const float* qh = qt + h * R;
-        const float* ph = pt + h * Dr;
-        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-        int64_t j = 0;
-        for (; j + 32 <= R; j += 32) {
-          a0 = _mm512_fmadd_ps(_mm512_loadu_ps(qh + j), _mm512_loadu_ps(cs + j), a0);
-          a1 = _mm512_fmadd_ps(_mm512_loadu_ps(qh + j + 16), _mm512_loadu_ps(cs + j + 16), a1);
+    // Blocks of 16 keys: each key's 16-lane partial products for one head, then the 16 sums at once.
+    for (int64_t h = 0; h < H; ++h) {
+      const float* qh = qt + h * R;
+      const float* ph = pt + h * Dr;
+      for (int64_t s0 = 0; s0 < S; s0 += 16) {
+        const int n = static_cast<int>(std::min<int64_t>(16, S - s0));
+        __m512 acc[16];
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; ++i) {
+          acc[i] = _mm512_setzero_ps();
+          if (i >= n) continue;
+          const float* cs = c + (s0 + i) * R;
+          const float* ks = kpe + (s0 + i) * Dr;
+          for (int64_t j = 0; j < R; j += 16)
+            acc[i] = _mm512_fmadd_ps(_mm512_loadu_ps(qh + j), _mm512_loadu_ps(cs + j), acc[i]);
+          for (int64_t j = 0; j < Dr; j += 16)
+            acc[i] = _mm512_fmadd_ps(_mm512_loadu_ps(ph + j), _mm512_loadu_ps(ks + j), acc[i]);
         }
-        if (j < R) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(qh + j), _mm512_loadu_ps(cs + j), a0);
-        for (j = 0; j < Dr; j += 16) a1 = _mm512_fmadd_ps(_mm512_loadu_ps(ph + j), _mm512_loadu_ps(ks + j), a1);
-        p[h * S + s] = scale * _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+        _mm512_mask_storeu_ps(p.data() + h * S + s0, static_cast<__mmask16>((1u << n) - 1u),
+                              _mm512_mul_ps(_mm512_set1_ps(scale), SumLanes16(acc)));
       }
+    }
+    if (mask.k_pos == nullptr && mask.q_doc == nullptr) {  // keys 0..S-1: the ones after the query are hidden
+      for (int64_t s = std::max<int64_t>(0, mask.q_pos[t] + 1); s < S; ++s)
+        for (int64_t h = 0; h < H; ++h) p[h * S + s] = kNegInf;
+    } else {
+      for (int64_t s = 0; s < S; ++s)
+        if (!mask.Visible(t, s))
+          for (int64_t h = 0; h < H; ++h) p[h * S + s] = kNegInf;
     }
     Softmax(p.data(), H, S);
     float* ot = o_lat + t * H * R;
