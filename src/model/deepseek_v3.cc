@@ -226,6 +226,7 @@ struct ExpertTask {
 uint64_t RunExperts(std::vector<ExpertTask>& tasks, int64_t piece) {
   uint64_t bytes = 0;
   std::vector<k::MatMulJob> jobs;
+  jobs.reserve(2 * tasks.size() * (piece > 0 ? 4 : 1));
   auto add = [&](const float* in, int64_t n, const TensorView& w, float* out) {
     const int64_t step = piece > 0 ? piece : n;
     for (int64_t r = 0; r < n; r += step) {
@@ -311,7 +312,12 @@ void DeepSeekV3::Moe(int64_t l, const float* x, int64_t T, float* h, ExpertExcha
     task.gu_to.push_back(r >= 0 ? rows.tape->routed_gu(l, r, k) : nullptr);
     task.y_to.push_back(r >= 0 ? rows.tape->routed_y(l, r, k) : nullptr);
   };
-  std::vector<std::vector<int64_t>> slots(static_cast<size_t>(E));  // this batch's slots of each expert
+  // This batch's slots of each expert. Kept per thread from call to call, like the other lists of a
+  // decode step's MoE below: a 2-thread GRPO rollout allocated ~20 small vectors per layer and
+  // step each, every allocation taking the one malloc arena's lock (KeepFreedMemoryForReuse).
+  thread_local std::vector<std::vector<int64_t>> slots;
+  slots.resize(static_cast<size_t>(E));
+  for (std::vector<int64_t>& v : slots) v.clear();
   for (int64_t i = 0; i < T * K; ++i) slots[idx[i]].push_back(i);
 
   ScratchVector<float> shared_y;
@@ -362,6 +368,10 @@ void DeepSeekV3::Moe(int64_t l, const float* x, int64_t T, float* h, ExpertExcha
       y.resize(static_cast<size_t>(total[e] * C));
       std::vector<ExpertTask> one;
       one.push_back({&w.experts[e], in.data(), total[e], y.data(), {}, {}});
+      if (tape.tape) {
+        one.back().gu_to.reserve(static_cast<size_t>(total[e]));
+        one.back().y_to.reserve(static_cast<size_t>(total[e]));
+      }
       int64_t r = 0;
       for (int q2 = 0; q2 < P; ++q2) {
         const ExpertExchange::Tokens& tq = ex->tokens_[q2];
