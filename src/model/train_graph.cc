@@ -319,7 +319,7 @@ void AttnForward(const Ctx& cx, const AttentionWeights& w, const float* x, float
   k::MatMul(s.o.data(), N, w.o_proj, h, /*accumulate=*/true);
 }
 
-// dh: gradient of the block's residual after attention; dx (N, C) += gradient wrt x.
+// dh: gradient of the block's residual after attention; dx (N, C) = gradient wrt x (assigned).
 void AttnBackward(const Ctx& cx, const AttentionWeights& w, const AttentionWeights& gw, const float* x,
                   const AttnActs& s, const float* dh, float* dx) {
   const ModelConfig& c = cx.c;
@@ -383,7 +383,7 @@ void AttnBackward(const Ctx& cx, const AttentionWeights& w, const AttentionWeigh
     std::copy_n(dlat_pre.data() + n * R, R, dkv.data() + n * (R + Dr));
     std::copy_n(dkpe.data() + n * Dr, Dr, dkv.data() + n * (R + Dr) + R);
   }
-  k::MatMulBackward(x, N, w.kv_a_proj_with_mqa, dkv.data(), dx, nullptr);
+  k::MatMulBackward(x, N, w.kv_a_proj_with_mqa, dkv.data(), dx, nullptr, /*accumulate_dx=*/false);
   k::RopeInterleaved(dq.data() + Dn, N, H, H * Dqk, Dqk, cx.pos.data(), cx.inv_freq.data(), Dr, cx.rope_factor,
                      /*inverse=*/true);
   // The weight gradients of the products of x at the end, x packed once for both.
@@ -570,10 +570,12 @@ double MoeForward(const Ctx& cx, const MoeWeights& w, const float* x, float* h, 
   return balance;
 }
 
+// dx (N, C) = gradient wrt x (assigned: by the shared expert's backward, or zeroed first).
 void MoeBackward(const Ctx& cx, const MoeWeights& w, const MoeWeights& gw, const float* x, const MoeActs& s,
                  const float* dh, float* dx) {
   const ModelConfig& c = cx.c;
   const int64_t N = cx.N, C = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok;
+  if (!w.has_shared) std::fill_n(dx, N * C, 0.0f);
   Vec dweights = Zeros(N * K);
   std::vector<Vec> dxe(static_cast<size_t>(E));  // per expert: gradient wrt its gathered inputs
   // The same tasks as the forward; dx gets the shared expert's part in its task and the routed
@@ -583,7 +585,7 @@ void MoeBackward(const Ctx& cx, const MoeWeights& w, const MoeWeights& gw, const
       [&](int64_t task) {
         const int64_t e = s.order[task];
         if (e == kSharedTask) {
-          MlpBackward(w.shared_experts, gw.shared_experts, x, N, s.shared, dh, dx);
+          MlpBackward(w.shared_experts, gw.shared_experts, x, N, s.shared, dh, dx, /*accumulate_dx=*/false);
           return;
         }
         const auto& slot = s.slots[e];
@@ -651,12 +653,13 @@ double BlockForward(const Ctx& cx, const LayerWeights& w, Vec& h, BlockActs& s, 
 // dh: in, the gradient wrt the block output; out, wrt its input.
 void BlockBackward(const Ctx& cx, const LayerWeights& w, const LayerWeights& gw, const BlockActs& s, Vec& dh) {
   const int64_t N = cx.N, C = cx.c.hidden_size;
-  Vec dx2 = Zeros(N * C);
+  Vec dx2 = Uninit(N * C);  // assigned by the feed-forward's backward
   if (w.is_moe) MoeBackward(cx, w.moe, gw.moe, s.x2.data(), s.moe, dh.data(), dx2.data());
-  else MlpBackward(w.mlp, gw.mlp, s.x2.data(), N, s.mlp, dh.data(), dx2.data());
+  else
+    MlpBackward(w.mlp, gw.mlp, s.x2.data(), N, s.mlp, dh.data(), dx2.data(), /*accumulate_dx=*/false);
   k::RmsNormBackward(s.h_mid.data(), w.post_attention_layernorm, s.rstd2.data(), dx2.data(), N, C, dh.data(),
                      G(gw.post_attention_layernorm));
-  Vec dx1 = Zeros(N * C);
+  Vec dx1 = Uninit(N * C);  // assigned by AttnBackward
   AttnBackward(cx, w.attn, gw.attn, s.x1.data(), s.attn, dh.data(), dx1.data());
   k::RmsNormBackward(s.h_in.data(), w.input_layernorm, s.rstd1.data(), dx1.data(), N, C, dh.data(),
                      G(gw.input_layernorm));
