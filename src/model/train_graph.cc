@@ -464,7 +464,7 @@ void ScatterAddExperts(const MoeActs& s, int64_t N, int64_t K, int64_t C, const 
 
 // h (N, C) += MoE(x); returns the balance loss (mean over rows) and fills `load` (E). With a tape
 // (cx.opts.tape, layer l), the routing and the experts' activations come from it and h is left
-// alone (the caller takes the layer's output from the tape).
+// alone, and may be null (the caller takes the layer's output from the tape).
 double MoeForward(const Ctx& cx, const MoeWeights& w, const float* x, float* h, MoeActs& s, std::vector<int64_t>& load,
                   int64_t l) {
   const ModelConfig& c = cx.c;
@@ -622,19 +622,24 @@ struct BlockActs {
 
 // h (N, C) → h + attn(norm(h)) → + ffn(norm(·)). Returns the balance loss of an MoE block. l: the
 // main layer's index, for a tape (cx.opts.tape): the feed-forward activations and the block's
-// output then come from it; −1 for an MTP block (never taped).
-double BlockForward(const Ctx& cx, const LayerWeights& w, Vec& h, BlockActs& s, std::vector<int64_t>* load, int64_t l) {
+// output then come from it (into h only with keep_output); −1 for an MTP block (never taped).
+double BlockForward(const Ctx& cx, const LayerWeights& w, Vec& h, BlockActs& s, std::vector<int64_t>* load, int64_t l,
+                    bool keep_output) {
   const int64_t N = cx.N, C = cx.c.hidden_size;
+  const FfnTape* tape = l >= 0 ? cx.opts.tape : nullptr;
   s.h_in = h;
   s.x1 = Uninit(N * C);
   s.rstd1 = Uninit(N);
   k::RmsNorm(h.data(), w.input_layernorm, N, C, cx.eps, s.x1.data(), s.rstd1.data());
   AttnForward(cx, w.attn, s.x1.data(), h.data(), s.attn);
-  s.h_mid = h;
+  // With a tape the feed-forward leaves h alone and the output comes from the tape: h itself is kept.
+  if (tape)
+    s.h_mid = std::move(h);
+  else
+    s.h_mid = h;
   s.x2 = Uninit(N * C);
   s.rstd2 = Uninit(N);
-  k::RmsNorm(h.data(), w.post_attention_layernorm, N, C, cx.eps, s.x2.data(), s.rstd2.data());
-  const FfnTape* tape = l >= 0 ? cx.opts.tape : nullptr;
+  k::RmsNorm(s.h_mid.data(), w.post_attention_layernorm, N, C, cx.eps, s.x2.data(), s.rstd2.data());
   if (!tape) {
     if (w.is_moe) return MoeForward(cx, w.moe, s.x2.data(), h.data(), s.moe, *load, -1);
     MlpForward(w.mlp, s.x2.data(), N, h.data(), /*accumulate=*/true, s.mlp);
@@ -642,11 +647,13 @@ double BlockForward(const Ctx& cx, const LayerWeights& w, Vec& h, BlockActs& s, 
   }
   double balance = 0.0;
   if (w.is_moe)
-    balance = MoeForward(cx, w.moe, s.x2.data(), h.data(), s.moe, *load, l);
+    balance = MoeForward(cx, w.moe, s.x2.data(), nullptr, s.moe, *load, l);
   else
     MlpHiddenRecorded(
         N, [&](int64_t n) { return tape->gu(l, cx.opts.tape_rows[n]); }, s.mlp);
-  for (int64_t n = 0; n < N; ++n) std::copy_n(tape->h_out(l, cx.opts.tape_rows[n]), C, h.data() + n * C);
+  h = keep_output ? Uninit(N * C) : Vec();
+  if (keep_output)
+    for (int64_t n = 0; n < N; ++n) std::copy_n(tape->h_out(l, cx.opts.tape_rows[n]), C, h.data() + n * C);
   return balance;
 }
 
@@ -720,7 +727,8 @@ LossReport TrainForwardBackward(const ModelConfig& c, const ModelWeights& w, Mod
     layer_input(L, h);
   } else {
     layer_input(0, h);
-    for (int64_t l = 0; l < L; ++l) balance[l] = BlockForward(cx, w.layers[l], h, acts[l], &loads[l], l);
+    for (int64_t l = 0; l < L; ++l)
+      balance[l] = BlockForward(cx, w.layers[l], h, acts[l], &loads[l], l, /*keep_output=*/true);
   }
   // The balance loss and the expert loads in layer order (the deferred forwards fill them later).
   auto report_layers = [&]() {
@@ -851,7 +859,7 @@ LossReport TrainForwardBackward(const ModelConfig& c, const ModelWeights& w, Mod
     xm = Uninit(N * C);
     k::MatMul(cat.data(), N, m.eh_proj, xm.data());
     std::vector<int64_t> load;
-    rep.balance += BlockForward(cx, m.block, xm, mtp_acts, &load, -1);
+    rep.balance += BlockForward(cx, m.block, xm, mtp_acts, &load, -1, /*keep_output=*/true);
     if (m.block.is_moe) rep.expert_load.push_back(std::move(load));
     xmf = Uninit(N * C);
     rstd_m = Uninit(N);
@@ -906,7 +914,7 @@ LossReport TrainForwardBackward(const ModelConfig& c, const ModelWeights& w, Mod
       Vec h_in;
       layer_input(l, h_in);
       acts[0] = BlockActs();
-      balance[l] = BlockForward(cx, w.layers[l], h_in, acts[0], &loads[l], l);
+      balance[l] = BlockForward(cx, w.layers[l], h_in, acts[0], &loads[l], l, /*keep_output=*/false);
     }
     BlockBackward(cx, w.layers[l], g.layers[l], acts[deferred ? 0 : l], dh);
   }
