@@ -171,6 +171,43 @@ inline __m512 SumLanes16(const __m512 v[16]) {
                        _mm512_shuffle_f32x4(u01, u23, _MM_SHUFFLE(3, 1, 3, 1)));
 }
 
+// One head's scores p[s] = scale · (<q, c[s]> + <qp, kpe[s]>) for s in [0, S), 16 keys at a time.
+// kR, kDr: R/16 and Dr/16 when known at compile time (the query then stays in registers), else 0.
+template <int kR, int kDr>
+void LatentScores(const float* q, const float* qp, const float* c, const float* kpe, int64_t S, int64_t R, int64_t Dr,
+                  float scale, float* p) {
+  constexpr int kQ = kR > 0 ? kR + kDr : 1;
+  __m512 qv[kQ];
+  if constexpr (kR > 0) {
+    for (int j = 0; j < kR; ++j) qv[j] = _mm512_loadu_ps(q + 16 * j);
+    for (int j = 0; j < kDr; ++j) qv[kR + j] = _mm512_loadu_ps(qp + 16 * j);
+  }
+  for (int64_t s0 = 0; s0 < S; s0 += 16) {
+    const int n = static_cast<int>(std::min<int64_t>(16, S - s0));
+    __m512 acc[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) {
+      acc[i] = _mm512_setzero_ps();
+      if (i >= n) continue;
+      const float* cs = c + (s0 + i) * R;
+      const float* ks = kpe + (s0 + i) * Dr;
+      if constexpr (kR > 0) {
+#pragma GCC unroll 8
+        for (int j = 0; j < kR; ++j) acc[i] = _mm512_fmadd_ps(qv[j], _mm512_loadu_ps(cs + 16 * j), acc[i]);
+#pragma GCC unroll 8
+        for (int j = 0; j < kDr; ++j) acc[i] = _mm512_fmadd_ps(qv[kR + j], _mm512_loadu_ps(ks + 16 * j), acc[i]);
+      } else {
+        for (int64_t j = 0; j < R; j += 16)
+          acc[i] = _mm512_fmadd_ps(_mm512_loadu_ps(q + j), _mm512_loadu_ps(cs + j), acc[i]);
+        for (int64_t j = 0; j < Dr; j += 16)
+          acc[i] = _mm512_fmadd_ps(_mm512_loadu_ps(qp + j), _mm512_loadu_ps(ks + j), acc[i]);
+      }
+    }
+    _mm512_mask_storeu_ps(p + s0, static_cast<__mmask16>((1u << n) - 1u),
+                          _mm512_mul_ps(_mm512_set1_ps(scale), SumLanes16(acc)));
+  }
+}
+
 // AttentionLatent for R and Dr multiples of 16: each query row's scores key by key (16-lane
 // products, every head against the key's row while it is in L1), the row's softmax, then
 // o_lat = p · c with the outputs of 4 heads × 64 latent columns held in 16 registers while the
@@ -185,25 +222,11 @@ void AttentionLatentAvx512(const float* q_lat, const float* q_pe, const float* c
     const float* pt = q_pe + t * H * Dr;
     // Blocks of 16 keys: each key's 16-lane partial products for one head, then the 16 sums at once.
     for (int64_t h = 0; h < H; ++h) {
-      const float* qh = qt + h * R;
-      const float* ph = pt + h * Dr;
-      for (int64_t s0 = 0; s0 < S; s0 += 16) {
-        const int n = static_cast<int>(std::min<int64_t>(16, S - s0));
-        __m512 acc[16];
-#pragma GCC unroll 16
-        for (int i = 0; i < 16; ++i) {
-          acc[i] = _mm512_setzero_ps();
-          if (i >= n) continue;
-          const float* cs = c + (s0 + i) * R;
-          const float* ks = kpe + (s0 + i) * Dr;
-          for (int64_t j = 0; j < R; j += 16)
-            acc[i] = _mm512_fmadd_ps(_mm512_loadu_ps(qh + j), _mm512_loadu_ps(cs + j), acc[i]);
-          for (int64_t j = 0; j < Dr; j += 16)
-            acc[i] = _mm512_fmadd_ps(_mm512_loadu_ps(ph + j), _mm512_loadu_ps(ks + j), acc[i]);
-        }
-        _mm512_mask_storeu_ps(p.data() + h * S + s0, static_cast<__mmask16>((1u << n) - 1u),
-                              _mm512_mul_ps(_mm512_set1_ps(scale), SumLanes16(acc)));
-      }
+      float* ph = p.data() + h * S;
+      if (R == 64 && Dr == 16)  // the widths of the GRPO benchmark's model: the query in registers
+        LatentScores<4, 1>(qt + h * R, pt + h * Dr, c, kpe, S, R, Dr, scale, ph);
+      else
+        LatentScores<0, 0>(qt + h * R, pt + h * Dr, c, kpe, S, R, Dr, scale, ph);
     }
     if (mask.k_pos == nullptr && mask.q_doc == nullptr) {  // keys 0..S-1: the ones after the query are hidden
       for (int64_t s = std::max<int64_t>(0, mask.q_pos[t] + 1); s < S; ++s)

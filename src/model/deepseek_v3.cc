@@ -155,7 +155,6 @@ void DeepSeekV3::AttentionAbsorbed(int64_t l, const float* x, int64_t T, const i
   ParallelFor(
       n_segs, true,
       [&](int64_t i) {
-        thread_local std::vector<int32_t> kpos;
         const Segment& sg = segs[static_cast<size_t>(i)];
         const int64_t S = sg.cache->length() + sg.n;
         // The next sequence's latents and rope keys are asked for while this one computes: a step
@@ -167,9 +166,7 @@ void DeepSeekV3::AttentionAbsorbed(int64_t l, const float* x, int64_t T, const i
           for (int64_t f = 0; f < Sn * R; f += 16) __builtin_prefetch(nx.cache->c(l) + f);
           for (int64_t f = 0; f < Sn * Dr; f += 16) __builtin_prefetch(nx.cache->kpe(l) + f);
         }
-        kpos.resize(static_cast<size_t>(S));
-        std::iota(kpos.begin(), kpos.end(), 0);
-        k::AttentionMask mask{pos + sg.row0, kpos.data(), nullptr, nullptr};
+        k::AttentionMask mask{pos + sg.row0, nullptr, nullptr, nullptr};  // the cache's keys sit at 0..S-1
         k::AttentionLatent(q_lat.data() + sg.row0 * H * R, q_pe.data() + sg.row0 * H * Dr, sg.cache->c(l),
                            sg.cache->kpe(l), sg.n, S, H, R, Dr, softmax_scale_, mask, o_lat.data() + sg.row0 * H * R);
         Streamed(static_cast<uint64_t>(S * (R + Dr)) * sizeof(float));  // the sequence's latents and rope keys
