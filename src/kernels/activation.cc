@@ -11,8 +11,7 @@ namespace r1::kernels {
 void Softmax(float* x, int64_t rows, int64_t n) {
   ParallelFor(rows, rows * n >= (1 << 16), [&](int64_t r) {
     float* v = x + r * n;
-    float m = -std::numeric_limits<float>::infinity();
-    for (int64_t i = 0; i < n; ++i) m = v[i] > m ? v[i] : m;
+    const float m = MaxOf(v, n);                         // 16 lanes at a time: the plain loop was one serial chain
     if (m == -std::numeric_limits<float>::infinity()) {  // fully masked row
       for (int64_t i = 0; i < n; ++i) v[i] = 0.0f;
       return;

@@ -12,6 +12,7 @@
 #include "core/threads.h"
 #include "kernels/activation.h"
 #include "kernels/matmul.h"
+#include "kernels/row_sum.h"
 #include "kernels/simd.h"
 
 namespace r1::kernels {
@@ -137,8 +138,16 @@ void AttentionNaiveBackward(const float* q, const float* k, const float* v, cons
         for (int64_t t = 0; t < tb; ++t) {
           const float* pr = p + t * S;
           float* dr = dp.data() + t * nc;
-          double dot = 0.0;
-          for (int64_t s = 0; s < nc; ++s) dot += static_cast<double>(dr[s]) * pr[s];
+        // rowsum(dP ⊙ P) in double, in row_sum's fixed order (a plain loop was one serial chain
+        // of adds, ~20 µs a 60-row segment of 4 heads).
+#if defined(__AVX512F__)
+          const double dot = row_sum::RowSum(nc, [&](int64_t c, int64_t n, __m512d acc) {
+            return _mm512_fmadd_pd(row_sum::Widen(dr + c, n), row_sum::Widen(pr + c, n), acc);
+          });
+#else
+          const double dot = row_sum::RowSum(
+              nc, [&](int64_t c, double acc) { return std::fma(static_cast<double>(dr[c]), pr[c], acc); });
+#endif
           const float d = static_cast<float>(dot);
           for (int64_t s = 0; s < nc; ++s) dr[s] = pr[s] * (dr[s] - d);
         }
