@@ -240,6 +240,15 @@ struct SegmentKeys {
     for (int64_t i = 0; i < g.plen * w; ++i) dst[g.p0 * w + i] += d[i];
     for (int64_t i = 0; i < g.len * w; ++i) dst[g.q0 * w + i] += d[g.plen * w + i];
   }
+
+  // AddBack into rows not written before: every row is its own segment's exactly once, and a
+  // prefix's segment comes before those continuing it (PrefixSegments' order), so each segment's
+  // own rows are assigned and only its prefix's rows are added to. The same sums as AddBack into
+  // zeros, without zeroing dst first.
+  static void AssignBack(const Segment& g, const float* d, int64_t w, float* dst) {
+    for (int64_t i = 0; i < g.plen * w; ++i) dst[g.p0 * w + i] += d[i];
+    std::copy_n(d + g.plen * w, g.len * w, dst + g.q0 * w);
+  }
 };
 
 // Asks for a segment's query rows (qw floats each), and its prefix's and its own key and value
@@ -329,8 +338,8 @@ void AttnBackward(const Ctx& cx, const AttentionWeights& w, const AttentionWeigh
   k::MatMulBackward(s.o.data(), N, w.o_proj, dh, dout.data(), G(gw.o_proj), /*accumulate_dx=*/false);
   Vec dq = Uninit(N * H * Dqk), dkey, dval;  // assigned by the kernel (added up per segment)
   if (!cx.segs.empty()) {
-    dkey = Zeros(N * H * Dqk);
-    dval = Zeros(N * H * Dv);
+    dkey = Uninit(N * H * Dqk);  // every row assigned by AssignBack
+    dval = Uninit(N * H * Dv);
     SegmentKeys keys;
     Vec dk, dv;
     for (size_t i = 0; i < cx.segs.size(); ++i) {
@@ -349,8 +358,8 @@ void AttnBackward(const Ctx& cx, const AttentionWeights& w, const AttentionWeigh
       k::AttentionNaiveBackward(s.q.data() + g.q0 * H * Dqk, keys.k, keys.v, s.probs.data() + g.probs,
                                 dout.data() + g.q0 * H * Dv, g.len, S, H, Dqk, Dv, cx.scale, mask,
                                 dq.data() + g.q0 * H * Dqk, dk.data(), dv.data());
-      SegmentKeys::AddBack(g, dk.data(), H * Dqk, dkey.data());
-      SegmentKeys::AddBack(g, dv.data(), H * Dv, dval.data());
+      SegmentKeys::AssignBack(g, dk.data(), H * Dqk, dkey.data());
+      SegmentKeys::AssignBack(g, dv.data(), H * Dv, dval.data());
     }
   } else {
     dkey = Uninit(N * H * Dqk);
