@@ -309,8 +309,8 @@ void DeepSeekV3::Moe(int64_t l, const float* x, int64_t T, float* h, ExpertExcha
     task.gu_to.push_back(r >= 0 ? rows.tape->routed_gu(l, r, k) : nullptr);
     task.y_to.push_back(r >= 0 ? rows.tape->routed_y(l, r, k) : nullptr);
   };
-  // This batch's slots of each expert. Kept per thread from call to call, like the other lists of a
-  // decode step's MoE below: a 2-thread GRPO rollout allocated ~20 small vectors per layer and
+  // This batch's slots of each expert, kept per thread from call to call (and the tape and job lists
+  // below reserved at their size): a 2-thread GRPO rollout allocated ~20 small vectors per layer and
   // step each, every allocation taking the one malloc arena's lock (KeepFreedMemoryForReuse).
   thread_local std::vector<std::vector<int64_t>> slots;
   slots.resize(static_cast<size_t>(E));
