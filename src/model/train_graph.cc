@@ -629,6 +629,14 @@ struct BlockActs {
   MoeActs moe;
 };
 
+// Layer l's output for every row of the batch, as the tape (cx.opts.tape) recorded it.
+Vec RecordedOutput(const Ctx& cx, int64_t l) {
+  const int64_t N = cx.N, C = cx.c.hidden_size;
+  Vec h = Uninit(N * C);
+  for (int64_t n = 0; n < N; ++n) std::copy_n(cx.opts.tape->h_out(l, cx.opts.tape_rows[n]), C, h.data() + n * C);
+  return h;
+}
+
 // h (N, C) → h + attn(norm(h)) → + ffn(norm(·)). Returns the balance loss of an MoE block. l: the
 // main layer's index, for a tape (cx.opts.tape): the feed-forward activations and the block's
 // output then come from it (into h only with keep_output); −1 for an MTP block (never taped).
@@ -660,9 +668,7 @@ double BlockForward(const Ctx& cx, const LayerWeights& w, Vec& h, BlockActs& s, 
   else
     MlpHiddenRecorded(
         N, [&](int64_t n) { return tape->gu(l, cx.opts.tape_rows[n]); }, s.mlp);
-  h = keep_output ? Uninit(N * C) : Vec();
-  if (keep_output)
-    for (int64_t n = 0; n < N; ++n) std::copy_n(tape->h_out(l, cx.opts.tape_rows[n]), C, h.data() + n * C);
+  if (keep_output) h = RecordedOutput(cx, l);  // else h stays moved from: the caller drops it
   return balance;
 }
 
@@ -725,8 +731,7 @@ LossReport TrainForwardBackward(const ModelConfig& c, const ModelWeights& w, Mod
       k::Embedding(w.embed_tokens, batch.ids.data(), N, h.data());
       return;
     }
-    h = Uninit(N * C);
-    for (int64_t n = 0; n < N; ++n) std::copy_n(opts.tape->h_out(l - 1, opts.tape_rows[n]), C, h.data() + n * C);
+    h = RecordedOutput(cx, l - 1);
   };
   std::vector<BlockActs> acts(static_cast<size_t>(deferred ? 1 : L));
   std::vector<double> balance(static_cast<size_t>(L), 0.0);
