@@ -36,8 +36,11 @@ void AttentionNaive(const float* q, const float* k, const float* v, int64_t T, i
 // assigns dq (T, H, Dk), dk (S, H, Dk), dv (S, H, Dv). Per head: dP = dout·vᵀ, dv = Pᵀ·dout,
 // dS = P ⊙ (dP − rowsum(dP ⊙ P)), dq = scale·dS·k, dk = scale·dSᵀ·q.
 //
-// Both run heads in parallel (one thread each) and blocks of 64 query rows whose GEMMs span only
-// the keys some row of the block sees: a causal mask costs about (1 + 64/T)/2 of the full product.
+// Both run heads in parallel (one thread each). With AVX-512 and head widths that are multiples of
+// 16 (Dk, Dv), every product runs in 16-lane register tiles over the keys 4 query rows see (and
+// the key gradients over the rows that see 4 keys); otherwise BLAS runs blocks of 64 query rows
+// whose GEMMs span only the keys some row of the block sees. A causal mask costs about
+// (1 + rows/T)/2 of the full product either way.
 void AttentionNaiveBackward(const float* q, const float* k, const float* v, const float* probs, const float* dout,
                             int64_t T, int64_t S, int64_t H, int64_t Dk, int64_t Dv, float scale,
                             const AttentionMask& mask, float* dq, float* dk, float* dv);

@@ -68,9 +68,9 @@ std::vector<MaskCase> Cases(int64_t T, int64_t S) {
   return cases;
 }
 
-void CheckNaive(int64_t T_decode, int64_t S, uint64_t seed) {
+void CheckNaive(int64_t T_decode, int64_t S, uint64_t seed, int64_t Dk = 24, int64_t Dv = 16) {
   Rng rng(seed);
-  const int64_t H = 3, Dk = 24, Dv = 16;
+  const int64_t H = 3;
   const float scale = 1.0f / std::sqrt(static_cast<float>(Dk));
   for (const MaskCase& mc : Cases(T_decode, S)) {
     const int64_t T = static_cast<int64_t>(mc.q_pos.size());
@@ -107,6 +107,14 @@ TEST(Attention, NaiveMatchesReference) { CheckNaive(4, 11, 6); }
 
 // Past one 64-row block: each block's GEMMs span only the keys its rows see.
 TEST(Attention, NaiveRowBlocksMatchReference) { CheckNaive(70, 150, 7); }
+
+// Head widths that are multiples of 16 take the 16-lane tiles (with AVX-512): 4-row tiles, a last
+// tile of fewer rows, spans that start and end inside a vector, more than 64 keys at once.
+TEST(Attention, NaiveTilesMatchReference) {
+  CheckNaive(4, 11, 8, 48, 32);
+  CheckNaive(70, 150, 9, 48, 32);
+  CheckNaive(23, 37, 10, 16, 80);
+}
 
 // Widths the BLAS path takes (R = 32, Dr = 8) and ones the 16-lane kernel takes, with a last block
 // of fewer than 4 heads and of fewer than 64 latent columns (H = 5, R = 80).

@@ -118,28 +118,28 @@ TEST(Backward, SwiGLU) {
 // Attention's double reference backward for random q, k, v, dout under `mask`; with
 // `finite_differences`, checked against numerical gradients of the reference forward. Then the
 // fast f32 kernels (forward saving the probabilities, backward) against it.
-void CheckAttentionBackward(int64_t T, int64_t H, int64_t Dk, int64_t Dv, double scale, const AttentionMask& mask,
-                            bool finite_differences, Rng& rng, const std::string& what) {
-  const VecD q = Randn(T * H * Dk, rng), k = Randn(T * H * Dk, rng), v = Randn(T * H * Dv, rng);
+void CheckAttentionBackward(int64_t T, int64_t S, int64_t H, int64_t Dk, int64_t Dv, double scale,
+                            const AttentionMask& mask, bool finite_differences, Rng& rng, const std::string& what) {
+  const VecD q = Randn(T * H * Dk, rng), k = Randn(S * H * Dk, rng), v = Randn(S * H * Dv, rng);
   const VecD dout = Randn(T * H * Dv, rng);
   VecD dq(q.size()), dk(k.size()), dv(v.size());
-  ref::AttentionNaiveBackward(q.data(), k.data(), v.data(), dout.data(), T, T, H, Dk, Dv, scale, mask, dq.data(),
+  ref::AttentionNaiveBackward(q.data(), k.data(), v.data(), dout.data(), T, S, H, Dk, Dv, scale, mask, dq.data(),
                               dk.data(), dv.data());
   if (finite_differences) {
     auto loss = [&](const VecD& qq, const VecD& kk, const VecD& vv) {
       VecD o(static_cast<size_t>(T * H * Dv));
-      ref::AttentionNaive(qq.data(), kk.data(), vv.data(), T, T, H, Dk, Dv, scale, mask, o.data());
+      ref::AttentionNaive(qq.data(), kk.data(), vv.data(), T, S, H, Dk, Dv, scale, mask, o.data());
       return Dot(dout, o);
     };
     EXPECT_LT(RelErr(dq, NumGrad([&](const VecD& x) { return loss(x, k, v); }, q)), 1e-6) << what;
     EXPECT_LT(RelErr(dk, NumGrad([&](const VecD& x) { return loss(q, x, v); }, k)), 1e-6) << what;
     EXPECT_LT(RelErr(dv, NumGrad([&](const VecD& x) { return loss(q, k, x); }, v)), 1e-6) << what;
   }
-  VecF qf = ToF(q), kf = ToF(k), vf = ToF(v), df = ToF(dout), o(T * H * Dv), probs(H * T * T);
-  AttentionNaive(qf.data(), kf.data(), vf.data(), T, T, H, Dk, Dv, static_cast<float>(scale), mask, o.data(),
+  VecF qf = ToF(q), kf = ToF(k), vf = ToF(v), df = ToF(dout), o(T * H * Dv), probs(H * T * S);
+  AttentionNaive(qf.data(), kf.data(), vf.data(), T, S, H, Dk, Dv, static_cast<float>(scale), mask, o.data(),
                  probs.data());
   VecF dqf(q.size()), dkf(k.size()), dvf(v.size());
-  AttentionNaiveBackward(qf.data(), kf.data(), vf.data(), probs.data(), df.data(), T, T, H, Dk, Dv,
+  AttentionNaiveBackward(qf.data(), kf.data(), vf.data(), probs.data(), df.data(), T, S, H, Dk, Dv,
                          static_cast<float>(scale), mask, dqf.data(), dkf.data(), dvf.data());
   EXPECT_LT(RelErr(dqf, dq), 1e-5) << what;
   EXPECT_LT(RelErr(dkf, dk), 1e-5) << what;
@@ -150,13 +150,12 @@ TEST(Backward, AttentionNaiveWithDocuments) {
   Rng rng(3);
   const std::vector<int32_t> pos = {0, 1, 2, 0, 1, 2}, doc = {0, 0, 0, 1, 1, 1};
   AttentionMask mask{pos.data(), pos.data(), doc.data(), doc.data()};
-  CheckAttentionBackward(6, 2, 5, 4, 0.37, mask, /*finite_differences=*/true, rng, "documents");
+  CheckAttentionBackward(6, 6, 2, 5, 4, 0.37, mask, /*finite_differences=*/true, rng, "documents");
 }
 
-// Past one 64-row block, with causal documents and with a mask that has holes (two interleaved
-// documents): the blocked kernels against the reference.
-TEST(Backward, AttentionNaiveRowBlocks) {
-  Rng rng(5);
+// Past one 64-row block (T = 150), with causal documents and with a mask that has holes (two
+// interleaved documents): the fast kernels against the reference.
+void CheckAttentionDocuments(int64_t H, int64_t Dk, int64_t Dv, double scale, Rng& rng, const std::string& what) {
   const int64_t T = 150;
   for (int interleaved = 0; interleaved < 2; ++interleaved) {
     std::vector<int32_t> pos(T), doc(T);
@@ -165,9 +164,37 @@ TEST(Backward, AttentionNaiveRowBlocks) {
       doc[t] = interleaved ? static_cast<int32_t>(t % 2) : t < 40 ? 0 : t < 130 ? 1 : 2;
     }
     AttentionMask mask{pos.data(), pos.data(), doc.data(), doc.data()};
-    CheckAttentionBackward(T, 2, 12, 8, 0.29, mask, /*finite_differences=*/false, rng,
-                           interleaved ? "interleaved documents" : "documents");
+    CheckAttentionBackward(T, T, H, Dk, Dv, scale, mask, /*finite_differences=*/false, rng,
+                           what + (interleaved ? ", interleaved documents" : ", documents"));
   }
+}
+
+// The BLAS path's 64-row blocks.
+TEST(Backward, AttentionNaiveRowBlocks) {
+  Rng rng(5);
+  CheckAttentionDocuments(2, 12, 8, 0.29, rng, "row blocks");
+}
+
+// Head widths that are multiples of 16 (the 16-lane tiles with AVX-512): a GRPO update's segment
+// (queries continuing a prefix of keys, T < S), by finite differences at a small size and against
+// the reference; then documents and holes.
+TEST(Backward, AttentionNaiveTiles) {
+  Rng rng(11);
+  {
+    const int64_t T = 6, S = 9;
+    std::vector<int32_t> q_pos(T);
+    for (int64_t t = 0; t < T; ++t) q_pos[t] = static_cast<int32_t>(S - T + t);
+    AttentionMask mask{q_pos.data(), nullptr, nullptr, nullptr};
+    CheckAttentionBackward(T, S, 2, 16, 16, 0.41, mask, /*finite_differences=*/true, rng, "prefix, small");
+  }
+  {
+    const int64_t T = 61, S = 74;
+    std::vector<int32_t> q_pos(T);
+    for (int64_t t = 0; t < T; ++t) q_pos[t] = static_cast<int32_t>(S - T + t);
+    AttentionMask mask{q_pos.data(), nullptr, nullptr, nullptr};
+    CheckAttentionBackward(T, S, 4, 48, 32, 0.14, mask, /*finite_differences=*/false, rng, "prefix");
+  }
+  CheckAttentionDocuments(3, 32, 80, 0.2, rng, "tiles");
 }
 
 TEST(Backward, RopeInverseIsTheTranspose) {
