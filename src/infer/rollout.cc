@@ -1,13 +1,14 @@
 #include "infer/rollout.h"
 
+#include <omp.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <memory>
 #include <numeric>
 #include <optional>
-
-#include <omp.h>
-#include <unistd.h>
+#include <span>
 
 #include "core/log.h"
 #include "core/threads.h"
@@ -72,9 +73,12 @@ Result<std::vector<Completion>> SampleCompletions(const DeepSeekV3& model,
                                 std::any_of(model.weights().layers.begin(), model.weights().layers.end(),
                                             [](const LayerWeights& lw) { return lw.is_moe; });
   std::optional<ExpertExchange> exchange;  // kept from step to step for its buffers
-  // Prefill each prompt once and copy its latent cache to its G completions; with kSequences
-  // each thread prefills whole prompts on its own, as it decodes (the products' rows come out the
-  // same either way). Shared products cost a small model's 8 x 14-token prefill ~16 ms a rollout.
+  // Prefill each prompt once and copy its latent cache to its G completions. The prompts go in
+  // runs of up to kPrefillPrompts consecutive ones, each run's products on all its rows together
+  // (attention per prompt); with kSequences each thread prefills whole runs on its own, as it
+  // decodes, else the threads share each run's products. The runs depend on the prompts alone, so
+  // the products' rows, and the completions, come out the same for any thread count and split.
+  // A small MoE model's 8 x 14-token prompts on one thread: 9.5 ms one by one, 6.8 ms in runs of 4.
   std::vector<Seq> seqs(prompts.size() * static_cast<size_t>(G));
   // Tape rows: each prompt's tokens, then max_new_tokens − 1 per completion.
   std::vector<int64_t> prompt_row(prompts.size(), -1);
@@ -91,27 +95,41 @@ Result<std::vector<Completion>> SampleCompletions(const DeepSeekV3& model,
       row += opts.max_new_tokens - 1;
     }
   }
+  constexpr int64_t kPrefillPrompts = 4;
+  const int64_t n_prompts = static_cast<int64_t>(prompts.size());
+  const int64_t runs = (n_prompts + kPrefillPrompts - 1) / kPrefillPrompts;
+  std::vector<Status> prefill_status(static_cast<size_t>(runs));
   ParallelFor(
-      static_cast<int64_t>(prompts.size()), per_thread,
-      [&](int64_t p) {
-        const auto& prompt = prompts[static_cast<size_t>(p)];
-        const int64_t P = static_cast<int64_t>(prompt.size());
-        LatentCache cache = model.NewCache(P + opts.max_new_tokens);
-        std::vector<float> last(static_cast<size_t>(V));
-        std::vector<int64_t> rows(static_cast<size_t>(tape ? P : 0));
-        std::iota(rows.begin(), rows.end(), prompt_row[static_cast<size_t>(p)]);
-        model.Forward(prompt.data(), P, last.data(), &cache, /*last_only=*/true, {tape, rows.data()});
-        for (int64_t i = 0; i < G; ++i) {
-          Seq& s = seqs[static_cast<size_t>(p * G + i)];
-          s.out.prompt_index = p;
-          s.out.tape_prompt_row = prompt_row[static_cast<size_t>(p)];
-          s.cache = std::make_unique<LatentCache>(cache);
-          s.sampler = std::make_unique<Sampler>(
-              SamplingParams{opts.temperature, opts.top_p, opts.top_k, opts.seed + static_cast<uint64_t>(p * G + i)});
-          s.logits = last;
+      runs, per_thread,
+      [&](int64_t r) {
+        const int64_t p0 = r * n_prompts / runs, p1 = (r + 1) * n_prompts / runs;
+        std::vector<LatentCache> caches;
+        std::vector<LatentCache*> cache_ptrs;
+        std::vector<int64_t> rows;
+        for (int64_t p = p0; p < p1; ++p) {
+          const int64_t P = static_cast<int64_t>(prompts[static_cast<size_t>(p)].size());
+          caches.push_back(model.NewCache(P + opts.max_new_tokens));
+          for (int64_t i = 0; tape && i < P; ++i) rows.push_back(prompt_row[static_cast<size_t>(p)] + i);
         }
+        for (LatentCache& cache : caches) cache_ptrs.push_back(&cache);
+        std::vector<float> last(static_cast<size_t>((p1 - p0) * V));
+        Status& st = prefill_status[static_cast<size_t>(r)];
+        st = model.Prefill(std::span(prompts).subspan(static_cast<size_t>(p0), static_cast<size_t>(p1 - p0)),
+                           cache_ptrs.data(), last.data(), {tape, rows.data()});
+        if (!st.ok()) return;
+        for (int64_t p = p0; p < p1; ++p)
+          for (int64_t i = 0; i < G; ++i) {
+            Seq& s = seqs[static_cast<size_t>(p * G + i)];
+            s.out.prompt_index = p;
+            s.out.tape_prompt_row = prompt_row[static_cast<size_t>(p)];
+            s.cache = std::make_unique<LatentCache>(caches[static_cast<size_t>(p - p0)]);
+            s.sampler = std::make_unique<Sampler>(
+                SamplingParams{opts.temperature, opts.top_p, opts.top_k, opts.seed + static_cast<uint64_t>(p * G + i)});
+            s.logits.assign(last.begin() + (p - p0) * V, last.begin() + (p - p0 + 1) * V);
+          }
       },
       Schedule::kDynamic);
+  for (const Status& st : prefill_status) R1_RETURN_IF_ERROR(st);
   // Token `step` of a sequence (0-based), drawn from its pending logits by its own sampler: where
   // and in which order sequences are sampled does not change what they draw.
   auto sample = [&](Seq& s, int64_t step) {

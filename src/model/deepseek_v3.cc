@@ -95,9 +95,10 @@ void DeepSeekV3::QueryAndLatent(const LayerWeights& lw, const float* x, int64_t 
   k::RopeInterleaved(kpe_out, T, 1, Dr, Dr, pos, inv_freq_.data(), Dr, rope_attention_factor_);
 }
 
-// = spec §3.2: per-head keys and values from the latent, full causal attention.
+// = spec §3.2: per-head keys and values from the latent, full causal attention within each
+// segment (the whole batch as one sequence without segments).
 void DeepSeekV3::AttentionNaive(int64_t l, const float* x, int64_t T, const int32_t* pos, float* h,
-                                LatentCache* cache) const {
+                                const std::vector<Segment>& segs) const {
   const ModelConfig& c = config_;
   const LayerWeights& lw = weights_->layers[l];
   const int64_t H = c.num_attention_heads, R = c.kv_lora_rank, Dr = c.qk_rope_head_dim;
@@ -105,9 +106,10 @@ void DeepSeekV3::AttentionNaive(int64_t l, const float* x, int64_t T, const int3
   ScratchVector<float> q(static_cast<size_t>(T * H * Dqk));
   ScratchVector<float> lat(static_cast<size_t>(T * R)), kpe(static_cast<size_t>(T * Dr));
   QueryAndLatent(lw, x, T, pos, q.data(), lat.data(), kpe.data());
-  if (cache) {
-    std::copy(lat.begin(), lat.end(), cache->c(l) + cache->length() * R);
-    std::copy(kpe.begin(), kpe.end(), cache->kpe(l) + cache->length() * Dr);
+  for (const Segment& sg : segs) {
+    if (!sg.cache) continue;
+    std::copy_n(lat.data() + sg.row0 * R, sg.n * R, sg.cache->c(l) + sg.cache->length() * R);
+    std::copy_n(kpe.data() + sg.row0 * Dr, sg.n * Dr, sg.cache->kpe(l) + sg.cache->length() * Dr);
   }
   // kvb (T, H, Dn + Dv) = c · kv_b_projᵀ; k = [k_nope, kpe broadcast over heads] (T, H, Dqk)
   ScratchVector<float> kvb(static_cast<size_t>(T * H * (Dn + Dv)));
@@ -122,8 +124,13 @@ void DeepSeekV3::AttentionNaive(int64_t l, const float* x, int64_t T, const int3
       std::copy_n(src + Dn, Dv, val.data() + (t * H + hd) * Dv);
     }
   ScratchVector<float> o(static_cast<size_t>(T * H * Dv));
-  k::AttentionMask mask{pos, pos, nullptr, nullptr};
-  k::AttentionNaive(q.data(), key.data(), val.data(), T, T, H, Dqk, Dv, softmax_scale_, mask, o.data());
+  auto attend = [&](int64_t r0, int64_t n) {
+    const k::AttentionMask mask{pos + r0, pos + r0, nullptr, nullptr};
+    k::AttentionNaive(q.data() + r0 * H * Dqk, key.data() + r0 * H * Dqk, val.data() + r0 * H * Dv, n, n, H, Dqk, Dv,
+                      softmax_scale_, mask, o.data() + r0 * H * Dv);
+  };
+  if (segs.empty()) attend(0, T);
+  for (const Segment& sg : segs) attend(sg.row0, sg.n);
   Product(o.data(), T, lw.attn.o_proj, h, /*accumulate=*/true);
 }
 
@@ -446,7 +453,8 @@ void DeepSeekV3::Run(const int32_t* ids, int64_t T, const int32_t* pos, bool abs
     const LayerWeights& lw = weights_->layers[l];
     k::RmsNorm(h.data(), lw.input_layernorm, T, C, eps, x.data());
     if (absorbed) AttentionAbsorbed(l, x.data(), T, pos, h.data(), segs);
-    else AttentionNaive(l, x.data(), T, pos, h.data(), segs.empty() ? nullptr : segs[0].cache);
+    else
+      AttentionNaive(l, x.data(), T, pos, h.data(), segs);
     k::RmsNorm(h.data(), lw.post_attention_layernorm, T, C, eps, x.data());
     FeedForward(l, x.data(), T, h.data(), ex, tape);
   }
@@ -538,6 +546,29 @@ Status DeepSeekV3::DecodeBatch(const int32_t* ids, int64_t B, LatentCache* const
   }
   R1_RETURN_IF_ERROR(st);
   Run(ids, B, pos.data(), /*absorbed=*/true, segs, logits, /*last_only=*/false, exchange, tape);
+  return Status::Ok();
+}
+
+Status DeepSeekV3::Prefill(std::span<const std::vector<int32_t>> prompts, LatentCache* const* caches, float* logits,
+                           const FfnTapeRows& tape) const {
+  std::vector<int32_t> ids, pos;
+  std::vector<Segment> segs;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const std::vector<int32_t>& p = prompts[i];
+    const std::string which = "prompt " + std::to_string(i);
+    if (p.empty()) return InvalidArgument(which + " is empty");
+    if (caches[i]->length() != 0) return InvalidArgument(which + ": its cache is not empty");
+    for (size_t j = 0; j < i; ++j)
+      if (caches[j] == caches[i]) return InvalidArgument("Prefill: one cache given twice");
+    R1_RETURN_IF_ERROR(CheckAppend(*caches[i], static_cast<int64_t>(p.size())).WithContext(which));
+    R1_RETURN_IF_ERROR(CheckIds(p.data(), static_cast<int64_t>(p.size()), config_.vocab_size).WithContext(which));
+    segs.push_back({caches[i], static_cast<int64_t>(ids.size()), static_cast<int64_t>(p.size())});
+    ids.insert(ids.end(), p.begin(), p.end());
+    for (size_t t = 0; t < p.size(); ++t) pos.push_back(static_cast<int32_t>(t));
+  }
+  if (segs.empty()) return Status::Ok();
+  Run(ids.data(), static_cast<int64_t>(ids.size()), pos.data(), /*absorbed=*/false, segs, logits, /*last_only=*/true,
+      nullptr, tape);
   return Status::Ok();
 }
 

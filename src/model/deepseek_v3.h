@@ -70,6 +70,14 @@ class DeepSeekV3 {
   void Forward(const int32_t* ids, int64_t T, float* logits, LatentCache* cache = nullptr, bool last_only = false,
                const FfnTapeRows& tape = {}) const;
 
+  // Forward with last_only for several prompts at once: prompt i at positions 0.. into caches[i]
+  // (empty, each its own), the products on all prompts' rows together, attention per prompt.
+  // logits: (n, V), prompt i's last token in row i: Forward on prompt i alone up to the rounding
+  // of the products, whose f32 kernels depend on the number of rows (GEMV or sgemm). With `tape`,
+  // records token t of the concatenated prompts in row tape.rows[t].
+  Status Prefill(std::span<const std::vector<int32_t>> prompts, LatentCache* const* caches, float* logits,
+                 const FfnTapeRows& tape = {}) const;
+
   // Appends T tokens at positions cache->length()... with absorbed attention over the cache.
   // logits: (T, V), or (1, V) for the last token only when last_only.
   Status Decode(const int32_t* ids, int64_t T, LatentCache* cache, float* logits, bool last_only = false) const;
@@ -109,8 +117,11 @@ class DeepSeekV3 {
     LatentCache* cache;
     int64_t row0, n;
   };
-  // Adds the attention output of layer l to h (T, C), naive (one sequence) or absorbed.
-  void AttentionNaive(int64_t l, const float* x, int64_t T, const int32_t* pos, float* h, LatentCache* cache) const;
+  // Adds the attention output of layer l to h (T, C): naive, each segment attending to its own
+  // rows (all rows one sequence without segments) and filling its cache if it has one; or
+  // absorbed, each segment against its own cache.
+  void AttentionNaive(int64_t l, const float* x, int64_t T, const int32_t* pos, float* h,
+                      const std::vector<Segment>& segs) const;
   void AttentionAbsorbed(int64_t l, const float* x, int64_t T, const int32_t* pos, float* h,
                          const std::vector<Segment>& segs) const;
   Status CheckAppend(const LatentCache& cache, int64_t n) const;
@@ -131,9 +142,9 @@ class DeepSeekV3 {
            int64_t l) const;
   void Moe(int64_t l, const float* x, int64_t T, float* h, ExpertExchange* ex, const FfnTapeRows& tape) const;
   // Runs all layers over ids (T) at positions pos, then the final norm and head. Naive attention
-  // treats the rows as one sequence (segs: at most one, its cache filled if given); absorbed
-  // attention runs each segment against its own cache. logits: (T, V), or one row per segment
-  // (its last) when last_only.
+  // runs each segment on its own rows (all rows one sequence without segments), filling its
+  // cache if it has one; absorbed attention runs each segment against its own cache.
+  // logits: (T, V), or one row per segment (its last) when last_only.
   void Run(const int32_t* ids, int64_t T, const int32_t* pos, bool absorbed, const std::vector<Segment>& segs,
            float* logits, bool last_only, ExpertExchange* ex = nullptr, const FfnTapeRows& tape = {}) const;
 

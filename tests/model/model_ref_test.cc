@@ -175,6 +175,60 @@ TEST_P(ModelRefTest, BatchedDecodeEqualsSingleSequences) {
   EXPECT_FALSE(m.DecodeBatch(ids, 2, dup.data(), out.data()).ok());
 }
 
+// Several prompts prefilled together: each one's last logits and latent cache as Forward on it
+// alone gives, and the next decode step from that cache the same; bad input is refused.
+TEST_P(ModelRefTest, PrefillEqualsForwardPerPrompt) {
+  Fixture f = LoadFixture(GetParam());
+  auto model = DeepSeekV3::Load(f.dir);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  const DeepSeekV3& m = **model;
+  const int64_t V = m.config().vocab_size;
+  const std::vector<int64_t> lens = {5, 1, 12};
+  std::vector<std::vector<int32_t>> prompts;
+  for (size_t i = 0; i < lens.size(); ++i) prompts.emplace_back(f.ids.begin() + i, f.ids.begin() + i + lens[i]);
+  std::vector<LatentCache> caches;
+  for (int64_t n : lens) caches.push_back(m.NewCache(n + 1));
+  std::vector<LatentCache*> ptrs = {&caches[0], &caches[1], &caches[2]};
+  std::vector<float> last(static_cast<size_t>(3 * V));
+  ASSERT_TRUE(m.Prefill(prompts, ptrs.data(), last.data()).ok());
+  for (size_t i = 0; i < lens.size(); ++i) {
+    LatentCache alone = m.NewCache(lens[i] + 1);
+    std::vector<float> want(static_cast<size_t>(V));
+    m.Forward(prompts[i].data(), lens[i], want.data(), &alone, /*last_only=*/true);
+    ASSERT_EQ(caches[i].length(), lens[i]);
+    double err = 0;
+    for (int64_t v = 0; v < V; ++v) err = std::max(err, static_cast<double>(std::fabs(last[i * V + v] - want[v])));
+    EXPECT_LT(err, 1e-5) << "prompt " << i << " logits";
+    std::vector<float> a(static_cast<size_t>(V)), b(static_cast<size_t>(V));
+    ASSERT_TRUE(m.Decode(&f.ids[0], 1, &caches[i], a.data()).ok());
+    ASSERT_TRUE(m.Decode(&f.ids[0], 1, &alone, b.data()).ok());
+    err = 0;
+    for (int64_t v = 0; v < V; ++v) err = std::max(err, static_cast<double>(std::fabs(a[v] - b[v])));
+    EXPECT_LT(err, 1e-5) << "prompt " << i << " next step";
+  }
+  // Refused: a cache that is not empty, the same cache twice, an empty prompt, a prompt over its
+  // cache, a token outside the vocabulary.
+  std::vector<LatentCache> fresh;
+  for (int64_t n : lens) fresh.push_back(m.NewCache(n + 1));
+  std::vector<LatentCache*> used = {&caches[0], &fresh[1], &fresh[2]};
+  EXPECT_FALSE(m.Prefill(prompts, used.data(), last.data()).ok());
+  std::vector<LatentCache*> dup = {&fresh[0], &fresh[0], &fresh[2]};
+  EXPECT_FALSE(m.Prefill(prompts, dup.data(), last.data()).ok());
+  std::vector<LatentCache*> ok = {&fresh[0], &fresh[1], &fresh[2]};
+  std::vector<std::vector<int32_t>> bad = prompts;
+  bad[1].clear();
+  EXPECT_FALSE(m.Prefill(bad, ok.data(), last.data()).ok());
+  bad = prompts;
+  bad[0].resize(static_cast<size_t>(lens[0] + 2), f.ids[0]);
+  EXPECT_FALSE(m.Prefill(bad, ok.data(), last.data()).ok());
+  bad = prompts;
+  bad[2][3] = static_cast<int32_t>(V);
+  const Status st = m.Prefill(bad, ok.data(), last.data());
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.ToString().find("prompt 2"), std::string::npos) << st.ToString();
+  for (const LatentCache& c : fresh) EXPECT_EQ(c.length(), 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(Fixtures, ModelRefTest,
                          ::testing::Values("tiny-f32-qlora", "tiny-bf16-direct-q", "tiny-fp8", "tiny-plain-rope"),
                          [](const auto& info) {
