@@ -28,9 +28,9 @@ namespace {
 [[gnu::noinline, gnu::cold]] void SwiGLUScalar(const float* gate, const float* up, float* out, float* sigmoid,
                                                int64_t i, int64_t end) {
   for (; i < end; ++i) {
-    const float g = gate[i], e = std::exp(-g);
-    if (sigmoid) sigmoid[i] = 1.0f / (1.0f + e);
-    out[i] = g / (1.0f + e) * up[i];
+    const float g = gate[i], s = 1.0f / (1.0f + std::exp(-g));
+    if (sigmoid) sigmoid[i] = s;
+    out[i] = g * s * up[i];
   }
 }
 
@@ -50,9 +50,9 @@ void SwiGLU(const float* gate, const float* up, float* out, int64_t n, float* si
       SwiGLUScalar(gate, up, out, sigmoid, i, i + 16);
       continue;
     }
-    const __m512 d = _mm512_add_ps(one, ExpAsLibm16Fast(neg, tab));
-    if (sigmoid) _mm512_storeu_ps(sigmoid + i, _mm512_div_ps(one, d));
-    _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_div_ps(g, d), _mm512_loadu_ps(up + i)));
+    const __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, ExpAsLibm16Fast(neg, tab)));
+    if (sigmoid) _mm512_storeu_ps(sigmoid + i, s);
+    _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_mul_ps(g, s), _mm512_loadu_ps(up + i)));
   }
 #endif
   SwiGLUScalar(gate, up, out, sigmoid, i, n);

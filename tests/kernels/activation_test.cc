@@ -91,9 +91,8 @@ TEST(SwiGLU, VectorLoopGivesTheScalarBits) {
   gate[101] = std::numeric_limits<float>::quiet_NaN();
   std::vector<float> want(n), want_sig(n), out(n), sig(n);
   for (int64_t i = 0; i < n; ++i) {
-    const float e = std::exp(-gate[i]);
-    want_sig[i] = 1.0f / (1.0f + e);
-    want[i] = gate[i] / (1.0f + e) * up[i];
+    want_sig[i] = 1.0f / (1.0f + std::exp(-gate[i]));
+    want[i] = gate[i] * want_sig[i] * up[i];
   }
   SwiGLU(gate.data(), up.data(), out.data(), n, sig.data());
   for (int64_t i = 0; i < n; ++i) {
