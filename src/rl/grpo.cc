@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <numeric>
 #include <nlohmann/json.hpp>
 
 #include <omp.h>
@@ -116,6 +117,37 @@ TokenTerms GrpoTokenTerms(double logp, double old_logp, bool has_ref, double ref
     t.coef += beta * (1.0 - std::exp(d));
   }
   return t;
+}
+
+std::vector<std::vector<int64_t>> LaneBalancedMicroBatches(std::span<const SampleRun> runs, int64_t n_micro,
+                                                           int64_t lanes, int64_t per) {
+  if (lanes < 1 || n_micro < lanes || n_micro % lanes != 0 || per < 1) return {};
+  std::vector<size_t> order(runs.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return runs[a].rows > runs[b].rows; });
+  const int64_t cap = n_micro / lanes * per;  // samples a lane takes
+  std::vector<int64_t> lane_rows(static_cast<size_t>(lanes), 0), lane_samples(static_cast<size_t>(lanes), 0);
+  std::vector<std::vector<size_t>> lane_runs(static_cast<size_t>(lanes));
+  for (size_t r : order) {
+    int64_t best = -1;
+    for (int64_t l = 0; l < lanes; ++l)
+      if (lane_samples[l] + runs[r].samples <= cap && (best < 0 || lane_rows[l] < lane_rows[best])) best = l;
+    if (best < 0) return {};
+    lane_rows[best] += runs[r].rows;
+    lane_samples[best] += runs[r].samples;
+    lane_runs[best].push_back(r);
+  }
+  std::vector<int64_t> first(runs.size() + 1, 0);  // the runs' first sample indices
+  for (size_t r = 0; r < runs.size(); ++r) first[r + 1] = first[r] + runs[r].samples;
+  std::vector<std::vector<int64_t>> micro(static_cast<size_t>(n_micro));
+  for (int64_t l = 0; l < lanes; ++l) {
+    std::sort(lane_runs[l].begin(), lane_runs[l].end());
+    int64_t k = 0;  // samples of this lane placed so far
+    for (size_t r : lane_runs[l])
+      for (int64_t i = first[r]; i < first[r + 1]; ++i, ++k)
+        micro[static_cast<size_t>(l + k / per * lanes)].push_back(i);
+  }
+  return micro;
 }
 
 Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(const std::string&)>& on_step) {
@@ -268,7 +300,8 @@ Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(co
     // to split well across the threads (the rollout's rule: twice its matrices fit the last-level
     // cache), each thread instead runs whole micro-batches on its own (a lane), into its own
     // gradient buffers, added up in lane order after; the micro-batches then come in a multiple of
-    // the threads, of equal size. Either way the result depends only on the thread count.
+    // the threads, of equal size, each prompt's samples kept together and dealt so that the lanes
+    // get about as many rows each (LaneBalancedMicroBatches). Either way the result depends only on the thread count.
     const int threads = std::max(1, omp_get_max_threads());
     int64_t n_micro = (static_cast<int64_t>(all.size()) + opts.micro_batch - 1) / opts.micro_batch;
     int64_t lanes = 1;
@@ -276,10 +309,27 @@ Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(co
       n_micro = std::min<int64_t>(static_cast<int64_t>(all.size()), (n_micro + threads - 1) / threads * threads);
       lanes = std::min<int64_t>(threads, n_micro);
     }
-    std::vector<std::vector<Sample*>> micro(static_cast<size_t>(n_micro));
+    std::vector<std::vector<Sample*>> micro;
     if (n_micro > 0) {
       const size_t per = (all.size() + static_cast<size_t>(n_micro) - 1) / static_cast<size_t>(n_micro);
-      for (size_t i = 0; i < all.size(); ++i) micro[i / per].push_back(all[i]);
+      if (lanes > 1) {
+        std::vector<SampleRun> runs;  // MakeBatch's rows: the prompt but its last token, then the completions
+        for (size_t i = 0; i < all.size(); ++i) {
+          const bool same = i > 0 && all[i - 1]->group == all[i]->group && all[i - 1]->prompt == all[i]->prompt;
+          if (!same) runs.push_back({0, static_cast<int64_t>(all[i]->prompt.size()) - 1});
+          ++runs.back().samples;
+          runs.back().rows += static_cast<int64_t>(all[i]->ids.size());
+        }
+        for (const std::vector<int64_t>& idx :
+             LaneBalancedMicroBatches(runs, n_micro, lanes, static_cast<int64_t>(per))) {
+          micro.emplace_back();
+          for (int64_t i : idx) micro.back().push_back(all[static_cast<size_t>(i)]);
+        }
+      }
+      if (micro.empty()) {
+        micro.resize(static_cast<size_t>(n_micro));
+        for (size_t i = 0; i < all.size(); ++i) micro[i / per].push_back(all[i]);
+      }
     }
     std::vector<MicroBatch> batches;  // the reference forward and every optimizer step use them
     for (const std::vector<Sample*>& rows : micro) batches.push_back(MakeBatch(rows));

@@ -12,7 +12,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "kernels/gemm.h"
@@ -70,6 +72,19 @@ struct TokenTerms {
 };
 TokenTerms GrpoTokenTerms(double logp, double old_logp, bool has_ref, double ref_logp, double advantage,
                           double eps_low, double eps_high, double beta);
+
+// The micro-batches of an update whose threads each run whole micro-batches (lanes): n_micro of
+// at most `per` samples, micro-batch i on lane i % lanes (n_micro a multiple of lanes). A lane's
+// time follows its rows, so the runs of samples that share a prompt (`runs`, in sample order: how
+// many samples, how many rows they put in a micro-batch) are dealt to the lanes largest first,
+// each whole to the lane with the fewest rows so far that has room, and each lane's runs, in
+// sample order, fill its micro-batches. Returns each micro-batch's sample indices; empty when a
+// run, its turn come, fits no lane (the caller then splits the samples in order).
+struct SampleRun {
+  int64_t samples = 0, rows = 0;
+};
+std::vector<std::vector<int64_t>> LaneBalancedMicroBatches(std::span<const SampleRun> runs, int64_t n_micro,
+                                                           int64_t lanes, int64_t per);
 
 // `on_step` receives each step's metrics JSON.
 Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(const std::string&)>& on_step = nullptr);
