@@ -1,5 +1,6 @@
 #include "kernels/activation.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -21,41 +22,40 @@ void Softmax(float* x, int64_t rows, int64_t n) {
   });
 }
 
+#if defined(__AVX512F__)
 namespace {
 
-// SwiGLU's elements [i, end), the reference the 16-lane loop matches bit for bit. Out of line:
-// a call inside the vector loop makes the compiler keep its vector registers on the stack.
-[[gnu::noinline, gnu::cold]] void SwiGLUScalar(const float* gate, const float* up, float* out, float* sigmoid,
-                                               int64_t i, int64_t end) {
-  for (; i < end; ++i) {
-    const float g = gate[i], s = 1.0f / (1.0f + std::exp(-g));
+// σ(g) = 1 / (1 + e^−g) on 16 lanes, with Exp16 (≤ 2 ulp; 0 and +inf outside the float range, so
+// σ saturates to 1 and 0 without a special case; NaN stays NaN).
+inline __m512 Sigmoid16(__m512 g) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  return _mm512_div_ps(one, _mm512_add_ps(one, Exp16(_mm512_sub_ps(_mm512_setzero_ps(), g))));
+}
+
+// Lanes [0, n) of a block of 16 (n ≤ 16): the tail of a loop, by the same operations.
+inline __mmask16 Lanes(int64_t n) { return n >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << n) - 1u); }
+
+}  // namespace
+#endif
+
+void SwiGLU(const float* gate, const float* up, float* out, int64_t n, float* sigmoid) {
+#if defined(__AVX512F__)
+  // Every element by the same 16-lane operations, the tail under a mask: an element's bits do not
+  // depend on where it lies. Exp16 rather than the C library's expf halves the time (0.75 -> 0.36
+  // ns an element without σ, 0.88 -> 0.50 with it, one Zen 4 core).
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = Lanes(n - i);
+    const __m512 g = _mm512_maskz_loadu_ps(m, gate + i), s = Sigmoid16(g);
+    if (sigmoid) _mm512_mask_storeu_ps(sigmoid + i, m, s);
+    _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(_mm512_mul_ps(g, s), _mm512_maskz_loadu_ps(m, up + i)));
+  }
+#else
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i], s = Sigmoid(g);
     if (sigmoid) sigmoid[i] = s;
     out[i] = g * s * up[i];
   }
-}
-
-}  // namespace
-
-void SwiGLU(const float* gate, const float* up, float* out, int64_t n, float* sigmoid) {
-  int64_t i = 0;
-#if defined(__AVX512F__)
-  // SwiGLUScalar's operations on 16 lanes, with ExpAsLibm16Fast for std::exp: the same bits. A
-  // block with a lane the fast path does not cover (|gate| >= 88, inf, NaN) goes to SwiGLUScalar.
-  // With the table loaded once: ~0.9 -> 0.66 ns an element (one Zen 4 core, 4096, no sigmoid).
-  const ExpfLanes tab = LoadExpfLanes();
-  const __m512 one = _mm512_set1_ps(1.0f);
-  for (; i + 16 <= n; i += 16) {
-    const __m512 g = _mm512_loadu_ps(gate + i), neg = _mm512_sub_ps(_mm512_setzero_ps(), g);
-    if (ExpfSpecialLanes(neg)) [[unlikely]] {
-      SwiGLUScalar(gate, up, out, sigmoid, i, i + 16);
-      continue;
-    }
-    const __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, ExpAsLibm16Fast(neg, tab)));
-    if (sigmoid) _mm512_storeu_ps(sigmoid + i, s);
-    _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_mul_ps(g, s), _mm512_loadu_ps(up + i)));
-  }
 #endif
-  SwiGLUScalar(gate, up, out, sigmoid, i, n);
 }
 
 void SwiGLUBackward(const float* gate, const float* up, const float* dout, float* dgate, float* dup, int64_t n,
@@ -68,10 +68,21 @@ void SwiGLUBackward(const float* gate, const float* up, const float* dout, float
   };
   // With the forward's sigmoid the loop has no call and the compiler vectorizes it (same
   // operations per element).
-  if (sigmoid)
+  if (sigmoid) {
     for (int64_t i = 0; i < n; ++i) at(i, sigmoid[i]);
-  else
-    for (int64_t i = 0; i < n; ++i) at(i, Sigmoid(gate[i]));
+    return;
+  }
+#if defined(__AVX512F__)
+  // σ as the forward computes it, 16 at a time.
+  for (int64_t i0 = 0; i0 < n; i0 += 16) {
+    const int64_t len = std::min<int64_t>(16, n - i0);
+    alignas(64) float s[16];
+    _mm512_store_ps(s, Sigmoid16(_mm512_maskz_loadu_ps(Lanes(len), gate + i0)));
+    for (int64_t i = 0; i < len; ++i) at(i0 + i, s[i]);
+  }
+#else
+  for (int64_t i = 0; i < n; ++i) at(i, Sigmoid(gate[i]));
+#endif
 }
 
 }  // namespace r1::kernels

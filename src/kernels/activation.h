@@ -10,7 +10,8 @@ namespace r1::kernels {
 void Softmax(float* x, int64_t rows, int64_t n);
 
 // gate, up, out: (n);  out = silu(gate) ⊙ up, silu(z) = z·σ(z). out may alias gate or up.
-// sigmoid, when given, gets σ(gate) for the backward (the same values it would compute).
+// sigmoid, when given, gets σ(gate) for the backward (the same values it would compute). With
+// AVX-512, e^x is Exp16's (vec_exp.h: within 2 ulp of expf, not its bits), for every element.
 void SwiGLU(const float* gate, const float* up, float* out, int64_t n, float* sigmoid = nullptr);
 
 // SwiGLU backward: reads gate and up; assigns dgate = dout·up·σ(g)(1 + g(1−σ(g))), dup = dout·silu(g).

@@ -78,30 +78,43 @@ TEST(SwiGLU, MatchesReference) {
   EXPECT_EQ(g, out);
 }
 
-// The 16-lane loop gives the scalar formula's bits (std::exp), sigmoid included, with blocks whose
-// lanes the vector exp does not cover (|gate| >= 88, inf, NaN) between ordinary ones.
-TEST(SwiGLU, VectorLoopGivesTheScalarBits) {
+// Every element gets the same bits wherever it lies in the array (a full block of 16 or the masked
+// tail, any lane), σ included; large, infinite and NaN gates saturate as the formula does; the
+// backward recomputing σ gets the bits of the backward given the forward's σ.
+TEST(SwiGLU, EveryElementGetsTheSameBitsWhereverItLies) {
   Rng rng(5);
   const int64_t n = 16 * 9 + 5;
   auto gate = RandomVec(rng, n, 6.0);
-  const auto up = RandomVec(rng, n);
+  const auto up = RandomVec(rng, n), dout = RandomVec(rng, n);
   gate[37] = 95.0f;
   gate[70] = -88.5f;
   gate[100] = std::numeric_limits<float>::infinity();
   gate[101] = std::numeric_limits<float>::quiet_NaN();
-  std::vector<float> want(n), want_sig(n), out(n), sig(n);
-  for (int64_t i = 0; i < n; ++i) {
-    want_sig[i] = 1.0f / (1.0f + std::exp(-gate[i]));
-    want[i] = gate[i] * want_sig[i] * up[i];
-  }
+  gate[102] = -std::numeric_limits<float>::infinity();
+  std::vector<float> out(n), sig(n);
   SwiGLU(gate.data(), up.data(), out.data(), n, sig.data());
-  for (int64_t i = 0; i < n; ++i) {
-    if (std::isnan(want[i])) {
-      EXPECT_TRUE(std::isnan(out[i])) << i;
-      continue;
+  auto same = [](float a, float b) { return std::bit_cast<uint32_t>(a) == std::bit_cast<uint32_t>(b); };
+  for (int64_t k : {1, 3, 7, 16, 140}) {
+    std::vector<float> o(n - k), sg(n - k);
+    SwiGLU(gate.data() + k, up.data() + k, o.data(), n - k, sg.data());
+    for (int64_t i = 0; i < n - k; ++i) {
+      EXPECT_TRUE(same(o[i], out[k + i])) << "offset " << k << ", element " << k + i;
+      EXPECT_TRUE(same(sg[i], sig[k + i])) << "offset " << k << ", element " << k + i;
     }
-    EXPECT_EQ(std::bit_cast<uint32_t>(out[i]), std::bit_cast<uint32_t>(want[i])) << i << ": gate " << gate[i];
-    EXPECT_EQ(std::bit_cast<uint32_t>(sig[i]), std::bit_cast<uint32_t>(want_sig[i])) << i << ": gate " << gate[i];
+  }
+  EXPECT_EQ(sig[37], 1.0f);
+  EXPECT_EQ(out[37], 95.0f * up[37]);
+  EXPECT_GE(sig[70], 0.0f);
+  EXPECT_LT(sig[70], 1e-37f);
+  EXPECT_EQ(out[100], std::numeric_limits<float>::infinity() * up[100]);
+  EXPECT_TRUE(std::isnan(out[101]) && std::isnan(sig[101]));
+  EXPECT_EQ(sig[102], 0.0f);
+  std::vector<float> dg(n), du(n), dg2(n), du2(n);
+  SwiGLUBackward(gate.data(), up.data(), dout.data(), dg.data(), du.data(), n, sig.data());
+  SwiGLUBackward(gate.data(), up.data(), dout.data(), dg2.data(), du2.data(), n);
+  for (int64_t i = 0; i < n; ++i) {
+    EXPECT_TRUE(same(dg[i], dg2[i]) || (std::isnan(dg[i]) && std::isnan(dg2[i]))) << i;
+    EXPECT_TRUE(same(du[i], du2[i]) || (std::isnan(du[i]) && std::isnan(du2[i]))) << i;
   }
 }
 

@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -105,40 +104,6 @@ TEST(VecExp, MaxOfEveryLengthAndPosition) {
   with_nan[20] = 2.0f;
   EXPECT_EQ(MaxOf(with_nan.data(), 40), 2.0f);  // skipped; the row's exp sum still turns NaN
 }
-
-#if defined(__AVX512F__)
-// Bit for bit the C library's expf: random bit patterns (every exponent, denormals, infinities,
-// NaNs) and dense samples of the range where exp is finite and non-zero.
-TEST(VecExp, ExpAsLibmEqualsStdExpBitForBit) {
-  Rng rng(11);
-  alignas(64) float x[16], got[16];
-  int64_t checked = 0;
-  for (int round = 0; round < 400000; ++round) {
-    for (int i = 0; i < 16; ++i) {
-      if (round % 2 == 0) {
-        const uint32_t bits = static_cast<uint32_t>(rng.NextU64() >> 32);
-        std::memcpy(&x[i], &bits, 4);
-      } else {
-        x[i] = static_cast<float>(rng.Uniform() * 200.0 - 105.0);
-      }
-    }
-    _mm512_store_ps(got, ExpAsLibm16(_mm512_load_ps(x)));
-    for (int i = 0; i < 16; ++i) {
-      const float want = std::exp(x[i]);
-      uint32_t a, b;
-      std::memcpy(&a, &got[i], 4);
-      std::memcpy(&b, &want, 4);
-      if (std::isnan(want)) {
-        ASSERT_TRUE(std::isnan(got[i])) << x[i];
-      } else {
-        ASSERT_EQ(a, b) << "x = " << x[i] << " (" << std::hexfloat << x[i] << ")";
-      }
-      ++checked;
-    }
-  }
-  EXPECT_EQ(checked, 6400000);
-}
-#endif
 
 }  // namespace
 }  // namespace r1::kernels
