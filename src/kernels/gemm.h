@@ -19,7 +19,8 @@
 namespace r1::kernels {
 
 // The precision of Sgemm's products in this process: f32, or bf16 — each operand rounded to bf16
-// (nearest, ties to even) and the products summed in f32, the mixed precision of training with
+// (nearest, ties to even; subnormals flushed to zero, as AVX512_BF16's conversion does) and the
+// products summed in f32, the mixed precision of training with
 // `--precision bf16` (AVX512_BF16's vdpbf16ps where the CPU has it: twice the f32 FMA rate on
 // Zen 4). Set for a scope with ScopedGemmPrecision (training sets it around its steps, GRPO
 // around its update). Under bf16, MatMul sends products of any row count to Sgemm rather than to

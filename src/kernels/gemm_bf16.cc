@@ -1,5 +1,5 @@
 // The bf16 product of one thread: C = alpha · op(A) · op(B) + beta · C with f32 operands rounded to
-// bf16 (nearest, ties to even) as they are packed, and f32 accumulation.
+// bf16 (nearest, ties to even, subnormals flushed to zero) as they are packed, and f32 accumulation.
 //
 // Blocking as in BLIS: for each block of kNc columns, for each block of kKc k, op(B)'s block is
 // packed into 32-column panels; for each block of kMc rows op(A)'s block is packed into 12-row
@@ -13,9 +13,11 @@
 // the whole product.
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "core/check.h"
 #include "core/dtype.h"
@@ -36,38 +38,69 @@ static_assert(kNr == kPackedBf16Columns);
 
 using Words = ScratchVector<uint32_t>;
 
+// An operand's bf16: F32ToBf16 (nearest, ties to even; NaN stays a quiet NaN) with subnormal
+// inputs flushed to zero of their sign, which is what AVX512_BF16's vcvtne2ps2bf16 computes (one
+// instruction for 32 floats where the rounding by integer operations took ~16); vdpbf16ps reads
+// subnormal bf16 as zero anyway, so products are unchanged by the flush, and the emulation
+// without AVX512_BF16 now agrees with the instruction on them.
+inline uint16_t OperandBf16(float f) {
+  const uint32_t u = std::bit_cast<uint32_t>(f);
+  return (u & 0x7f800000u) == 0 ? static_cast<uint16_t>(u >> 16 & 0x8000u) : F32ToBf16(f);
+}
+
 inline uint32_t PairWord(float even, float odd) {
-  return static_cast<uint32_t>(F32ToBf16(even)) | static_cast<uint32_t>(F32ToBf16(odd)) << 16;
+  return static_cast<uint32_t>(OperandBf16(even)) | static_cast<uint32_t>(OperandBf16(odd)) << 16;
 }
 
 #if defined(__AVX512F__)
-// bf16 of 16 floats (nearest, ties to even; NaN stays a quiet NaN) in the low halves of the lanes;
-// the same bits as F32ToBf16.
+// Lanes [0, n) of 32 consecutive k: masks for their two halves.
+inline std::pair<__mmask16, __mmask16> HalfMasks(int64_t n) {
+  return {n >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << n) - 1),
+          n >= 32   ? __mmask16(0xffff)
+          : n <= 16 ? __mmask16(0)
+                    : static_cast<__mmask16>((1u << (n - 16)) - 1)};
+}
+
+#if defined(__AVX512BF16__) && defined(__AVX512BW__)
+// Pair words of 16 columns from two rows of k (even, odd): vcvtne2ps2bf16 gives the bf16 of
+// even's 16 floats then of odd's, and a permute interleaves them.
+inline __m512i PairWords(__m512 even, __m512 odd) {
+  const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22,
+                                              6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  return _mm512_permutexvar_epi16(interleave, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(odd, even)));
+}
+
+// Pair words of 32 consecutive k of one row (16 words), n of them valid (the rest zero): the bf16
+// of the k in order are the pairs in order.
+inline __m512i RowPairWords(const float* x, int64_t n) {
+  const auto [m0, m1] = HalfMasks(n);
+  return reinterpret_cast<__m512i>(
+      _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, x + 16), _mm512_maskz_loadu_ps(m0, x)));
+}
+#else
+// OperandBf16 of 16 floats, in the low halves of the lanes, by integer operations.
 inline __m512i RoundToBf16(__m512 x) {
   const __m512i u = _mm512_castps_si512(x);
   const __m512i top = _mm512_srli_epi32(u, 16);
   const __m512i lsb = _mm512_and_si512(top, _mm512_set1_epi32(1));
   __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
   const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
-  return _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(top, _mm512_set1_epi32(0x40)));
+  r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(top, _mm512_set1_epi32(0x40)));
+  const __mmask16 tiny = _mm512_testn_epi32_mask(u, _mm512_set1_epi32(0x7f800000));  // zero or subnormal
+  return _mm512_mask_mov_epi32(r, tiny, _mm512_and_si512(top, _mm512_set1_epi32(0x8000)));
 }
 
-// Pair words of 16 columns from two rows of k (even, odd).
 inline __m512i PairWords(__m512 even, __m512 odd) {
   return _mm512_or_si512(RoundToBf16(even), _mm512_slli_epi32(RoundToBf16(odd), 16));
 }
 
-// Pair words of 32 consecutive k of one row (16 words), n of them valid (the rest zero).
 inline __m512i RowPairWords(const float* x, int64_t n) {
-  const __mmask16 m0 = n >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << n) - 1);
-  const __mmask16 m1 = n >= 32   ? __mmask16(0xffff)
-                       : n <= 16 ? __mmask16(0)
-                                 : static_cast<__mmask16>((1u << (n - 16)) - 1);
+  const auto [m0, m1] = HalfMasks(n);
   const __m256i lo = _mm512_cvtepi32_epi16(RoundToBf16(_mm512_maskz_loadu_ps(m0, x)));
   const __m256i hi = _mm512_cvtepi32_epi16(RoundToBf16(_mm512_maskz_loadu_ps(m1, x + 16)));
   return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
-
+#endif
 #endif
 
 // Asks for the n floats at x ahead of their use: packing reads k runs of rows that lie far apart

@@ -125,6 +125,29 @@ TEST(SgemmBf16, RoundsTiesToEvenAndKeepsNaN) {
   EXPECT_EQ(c[3], 2.0f);
 }
 
+// A subnormal operand counts as zero (vdpbf16ps reads subnormal bf16 as zero and the conversion
+// flushes them; the emulation without AVX512_BF16 does the same), on every packing path: op(A) and
+// op(B) in both layouts, and a weight packed ahead.
+TEST(SgemmBf16, SubnormalOperandsCountAsZero) {
+  const float tiny = 0x1p-130f, big = 0x1p100f;  // tiny·big = 2⁻³⁰ were tiny kept
+  ASSERT_EQ(std::fpclassify(tiny), FP_SUBNORMAL);
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      float c[1] = {};
+      SgemmBf16Serial(ta, tb, 1, 1, 1, 1.0f, &tiny, 1, &big, 1, 0.0f, c, 1);
+      EXPECT_EQ(c[0], 0.0f) << "A subnormal, ta " << ta << " tb " << tb;
+      SgemmBf16Serial(ta, tb, 1, 1, 1, 1.0f, &big, 1, &tiny, 1, 0.0f, c, 1);
+      EXPECT_EQ(c[0], 0.0f) << "B subnormal, ta " << ta << " tb " << tb;
+    }
+  std::vector<uint32_t> wp(static_cast<size_t>(PackedBf16WeightWords(1, 1)));
+  std::vector<uint32_t> xp(static_cast<size_t>(PackedBf16RowsWords(1, 1)));
+  PackBf16Weight(&tiny, 1, 1, wp.data());
+  PackBf16Rows(&big, 1, 1, 1, xp.data());
+  float out[1] = {1.0f};
+  PackedBf16Product(xp.data(), 1, 1, wp.data(), 1, 0, 1, out, 1, false);
+  EXPECT_EQ(out[0], 0.0f);
+}
+
 TEST(SgemmBf16, PrecisionHoldsForItsScope) {
   EXPECT_EQ(CurrentGemmPrecision(), GemmPrecision::kF32);
   {
