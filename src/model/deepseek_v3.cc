@@ -452,7 +452,8 @@ void DeepSeekV3::Run(const int32_t* ids, int64_t T, const int32_t* pos, bool abs
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const LayerWeights& lw = weights_->layers[l];
     k::RmsNorm(h.data(), lw.input_layernorm, T, C, eps, x.data());
-    if (absorbed) AttentionAbsorbed(l, x.data(), T, pos, h.data(), segs);
+    if (absorbed)
+      AttentionAbsorbed(l, x.data(), T, pos, h.data(), segs);
     else
       AttentionNaive(l, x.data(), T, pos, h.data(), segs);
     k::RmsNorm(h.data(), lw.post_attention_layernorm, T, C, eps, x.data());
