@@ -102,52 +102,13 @@ void TransposeHead(const float* src, int64_t lds, int64_t S, int64_t D, float* d
   }
 }
 
-// c[r·ldc + j] = alpha · Σ_d a[r·lda + d] · bt[d·ldb + j] for rows r < NR and columns j < 16·NV,
-// the last vector's lanes stored where `last` is set.
-template <int NR, int NV>
-void RowsByTransposed(const float* a, int64_t lda, const float* bt, int64_t ldb, int64_t D, float alpha, float* c,
-                      int64_t ldc, __mmask16 last) {
-  __m512 acc[NR][NV];
-  for (int r = 0; r < NR; ++r)
-    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
-  for (int64_t d = 0; d < D; ++d) {
-    __m512 b[NV];
-    for (int v = 0; v < NV; ++v) b[v] = KeepInRegister(_mm512_loadu_ps(bt + d * ldb + 16 * v));
-    for (int r = 0; r < NR; ++r) {
-      const __m512 x = _mm512_set1_ps(a[r * lda + d]);
-      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(x, b[v], acc[r][v]);
-    }
-  }
-  const __m512 al = _mm512_set1_ps(alpha);
-  for (int r = 0; r < NR; ++r)
-    for (int v = 0; v < NV; ++v)
-      _mm512_mask_storeu_ps(c + r * ldc + 16 * v, v + 1 < NV ? __mmask16(0xffff) : last, _mm512_mul_ps(al, acc[r][v]));
-}
-
-using ScoreTile = void (*)(const float*, int64_t, const float*, int64_t, int64_t, float, float*, int64_t, __mmask16);
-template <int NR>
-constexpr std::array<ScoreTile, 4> kScoreTilesOf = {&RowsByTransposed<NR, 1>, &RowsByTransposed<NR, 2>,
-                                                    &RowsByTransposed<NR, 3>, &RowsByTransposed<NR, 4>};
-// [rows − 1][vectors − 1]
-constexpr std::array<std::array<ScoreTile, 4>, 4> kScoreTiles = {kScoreTilesOf<1>, kScoreTilesOf<2>, kScoreTilesOf<3>,
-                                                                 kScoreTilesOf<4>};
-
-// RowsByTransposed for nr <= 4 rows over n columns, 64 at a time.
-void RowsByTransposedAny(int64_t nr, const float* a, int64_t lda, const float* bt, int64_t ldb, int64_t D, int64_t n,
-                         float alpha, float* c, int64_t ldc) {
-  const std::array<ScoreTile, 4>& tiles = kScoreTiles[nr - 1];
-  int64_t j = 0;
-  for (; j + 64 <= n; j += 64) tiles[3](a, lda, bt + j, ldb, D, alpha, c + j, ldc, 0xffff);
-  const int64_t rest = n - j;
-  if (rest > 0)
-    tiles[(rest - 1) / 16](a, lda, bt + j, ldb, D, alpha, c + j, ldc, FirstLanes(rest - 16 * ((rest - 1) / 16)));
-}
-
-// out[r·ldo + i] = alpha · Σ_{j<n} w[r·rs + j·js] · m[j·ldm + i] for rows r < NR and i < 16·NV:
-// NR weighted sums of n rows of m (P·V, dS·K, and with w read down a column, Pᵀ·dO and dSᵀ·Q).
+// out[r·ldo + i] = alpha · Σ_{j<n} w[r·rs + j·js] · m[j·ldm + i] for rows r < NR and i < 16·NV,
+// the last vector's lanes stored where `last` is set: NR weighted sums of n rows of m. With js = 1
+// and m a head's keys (values) transposed, the scores (dP) of NR query rows; otherwise P·V, dS·K,
+// and with w read down a column, Pᵀ·dO and dSᵀ·Q.
 template <int NR, int NV>
 void WeightedRows(const float* w, int64_t rs, int64_t js, int64_t n, const float* m, int64_t ldm, float alpha,
-                  float* out, int64_t ldo) {
+                  float* out, int64_t ldo, __mmask16 last) {
   __m512 acc[NR][NV];
   for (int r = 0; r < NR; ++r)
     for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
@@ -161,10 +122,13 @@ void WeightedRows(const float* w, int64_t rs, int64_t js, int64_t n, const float
   }
   const __m512 al = _mm512_set1_ps(alpha);
   for (int r = 0; r < NR; ++r)
-    for (int v = 0; v < NV; ++v) _mm512_storeu_ps(out + r * ldo + 16 * v, _mm512_mul_ps(al, acc[r][v]));
+    for (int v = 0; v < NV; ++v)
+      _mm512_mask_storeu_ps(out + r * ldo + 16 * v, v + 1 < NV ? __mmask16(0xffff) : last,
+                            _mm512_mul_ps(al, acc[r][v]));
 }
 
-using WeightedTile = void (*)(const float*, int64_t, int64_t, int64_t, const float*, int64_t, float, float*, int64_t);
+using WeightedTile = void (*)(const float*, int64_t, int64_t, int64_t, const float*, int64_t, float, float*, int64_t,
+                              __mmask16);
 template <int NR>
 constexpr std::array<WeightedTile, 4> kWeightedTilesOf = {&WeightedRows<NR, 1>, &WeightedRows<NR, 2>,
                                                           &WeightedRows<NR, 3>, &WeightedRows<NR, 4>};
@@ -172,11 +136,22 @@ constexpr std::array<WeightedTile, 4> kWeightedTilesOf = {&WeightedRows<NR, 1>, 
 constexpr std::array<std::array<WeightedTile, 4>, 4> kWeightedTiles = {kWeightedTilesOf<1>, kWeightedTilesOf<2>,
                                                                        kWeightedTilesOf<3>, kWeightedTilesOf<4>};
 
-// WeightedRows for nr <= 4 rows over a row width D (a multiple of 16), 64 columns at a time.
+// WeightedRows for nr <= 4 rows over `width` columns, 64 at a time, the last vector masked.
 void WeightedRowsAny(int64_t nr, const float* w, int64_t rs, int64_t js, int64_t n, const float* m, int64_t ldm,
-                     int64_t D, float alpha, float* out, int64_t ldo) {
-  for (int64_t i = 0; i < D; i += 64)
-    kWeightedTiles[nr - 1][std::min<int64_t>(4, (D - i) / 16) - 1](w, rs, js, n, m + i, ldm, alpha, out + i, ldo);
+                     int64_t width, float alpha, float* out, int64_t ldo) {
+  const std::array<WeightedTile, 4>& tiles = kWeightedTiles[nr - 1];
+  int64_t i = 0;
+  for (; i + 64 <= width; i += 64) tiles[3](w, rs, js, n, m + i, ldm, alpha, out + i, ldo, 0xffff);
+  const int64_t rest = width - i;
+  if (rest > 0)
+    tiles[(rest - 1) / 16](w, rs, js, n, m + i, ldm, alpha, out + i, ldo, FirstLanes(rest - 16 * ((rest - 1) / 16)));
+}
+
+// Scores of nr <= 4 rows of a (lda apart, D wide) against the D rows of bt (ldb apart, n columns):
+// c[r·ldc + j] = alpha · Σ_d a[r·lda + d] · bt[d·ldb + j].
+void RowsByTransposedAny(int64_t nr, const float* a, int64_t lda, const float* bt, int64_t ldb, int64_t D, int64_t n,
+                         float alpha, float* c, int64_t ldc) {
+  WeightedRowsAny(nr, a, lda, 1, D, bt, ldb, n, alpha, c, ldc);
 }
 
 constexpr int64_t kTileRows = 4;  // query rows (or keys) per tile
