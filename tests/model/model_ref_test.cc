@@ -3,6 +3,7 @@
 // decode against the naive full forward.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <numeric>
@@ -34,6 +35,13 @@ Fixture LoadFixture(const std::string& variant) {
 
 int32_t Argmax(const float* x, int64_t n) {
   return static_cast<int32_t>(std::max_element(x, x + n) - x);
+}
+
+// max_i |a[i] − b[i]| over n floats.
+double MaxAbsDiff(const float* a, const float* b, int64_t n) {
+  double err = 0;
+  for (int64_t i = 0; i < n; ++i) err = std::max(err, static_cast<double>(std::fabs(a[i] - b[i])));
+  return err;
 }
 
 double MeanNll(const std::vector<float>& logits, const std::vector<int32_t>& ids, int64_t V) {
@@ -104,7 +112,7 @@ TEST_P(ModelRefTest, AbsorbedDecodeEqualsNaiveForward) {
   double max_err = 0;
   for (int64_t t = 0; t < T; ++t) {
     ASSERT_TRUE(m.Decode(&f.ids[t], 1, &cache, step.data()).ok());
-    for (int64_t v = 0; v < V; ++v) max_err = std::max(max_err, static_cast<double>(std::fabs(step[v] - full[t * V + v])));
+    max_err = std::max(max_err, MaxAbsDiff(step.data(), full.data() + t * V, V));
   }
   EXPECT_EQ(cache.length(), T);
   EXPECT_LT(max_err, 1e-4) << "absorbed vs naive";
@@ -116,11 +124,10 @@ TEST_P(ModelRefTest, AbsorbedDecodeEqualsNaiveForward) {
   m.Forward(f.ids.data(), 10, pre.data(), &c2);
   std::vector<float> chunk(static_cast<size_t>(6 * V));
   ASSERT_TRUE(m.Decode(f.ids.data() + 10, 6, &c2, chunk.data()).ok());
-  max_err = 0;
-  for (int64_t i = 0; i < 6 * V; ++i) max_err = std::max(max_err, static_cast<double>(std::fabs(chunk[i] - full[10 * V + i])));
+  max_err = MaxAbsDiff(chunk.data(), full.data() + 10 * V, 6 * V);
   for (int64_t t = 16; t < T; ++t) {
     ASSERT_TRUE(m.Decode(&f.ids[t], 1, &c2, step.data(), /*last_only=*/true).ok());
-    for (int64_t v = 0; v < V; ++v) max_err = std::max(max_err, static_cast<double>(std::fabs(step[v] - full[t * V + v])));
+    max_err = std::max(max_err, MaxAbsDiff(step.data(), full.data() + t * V, V));
   }
   EXPECT_LT(max_err, 1e-4) << "prefill + chunked absorbed decode vs naive";
 
@@ -130,9 +137,7 @@ TEST_P(ModelRefTest, AbsorbedDecodeEqualsNaiveForward) {
   LatentCache c3 = m.NewCache(T);
   m.Forward(f.ids.data(), T, last.data(), &c3, /*last_only=*/true);
   EXPECT_EQ(c3.length(), T);
-  double last_err = 0;
-  for (int64_t v = 0; v < V; ++v) last_err = std::max(last_err, static_cast<double>(std::fabs(last[v] - full[(T - 1) * V + v])));
-  EXPECT_LT(last_err, 1e-5);
+  EXPECT_LT(MaxAbsDiff(last.data(), full.data() + (T - 1) * V, V), 1e-5);
 
   // The cache refuses to grow past its capacity.
   int32_t one = 1;
@@ -166,9 +171,7 @@ TEST_P(ModelRefTest, BatchedDecodeEqualsSingleSequences) {
   ASSERT_TRUE(m.DecodeBatch(ids, 3, ptrs.data(), out.data()).ok());
   for (int b = 0; b < 3; ++b) {
     EXPECT_EQ(caches[b].length(), lens[b] + 1);
-    double err = 0;
-    for (int64_t v = 0; v < V; ++v) err = std::max(err, static_cast<double>(std::fabs(out[b * V + v] - expected[b][v])));
-    EXPECT_LT(err, 1e-5) << "sequence " << b;
+    EXPECT_LT(MaxAbsDiff(out.data() + b * V, expected[b].data(), V), 1e-5) << "sequence " << b;
   }
   // The same cache twice is refused.
   std::vector<LatentCache*> dup = {&caches[0], &caches[0]};
@@ -196,15 +199,11 @@ TEST_P(ModelRefTest, PrefillEqualsForwardPerPrompt) {
     std::vector<float> want(static_cast<size_t>(V));
     m.Forward(prompts[i].data(), lens[i], want.data(), &alone, /*last_only=*/true);
     ASSERT_EQ(caches[i].length(), lens[i]);
-    double err = 0;
-    for (int64_t v = 0; v < V; ++v) err = std::max(err, static_cast<double>(std::fabs(last[i * V + v] - want[v])));
-    EXPECT_LT(err, 1e-5) << "prompt " << i << " logits";
+    EXPECT_LT(MaxAbsDiff(last.data() + i * V, want.data(), V), 1e-5) << "prompt " << i << " logits";
     std::vector<float> a(static_cast<size_t>(V)), b(static_cast<size_t>(V));
     ASSERT_TRUE(m.Decode(&f.ids[0], 1, &caches[i], a.data()).ok());
     ASSERT_TRUE(m.Decode(&f.ids[0], 1, &alone, b.data()).ok());
-    err = 0;
-    for (int64_t v = 0; v < V; ++v) err = std::max(err, static_cast<double>(std::fabs(a[v] - b[v])));
-    EXPECT_LT(err, 1e-5) << "prompt " << i << " next step";
+    EXPECT_LT(MaxAbsDiff(a.data(), b.data(), V), 1e-5) << "prompt " << i << " next step";
   }
   // Refused: a cache that is not empty, the same cache twice, an empty prompt, a prompt over its
   // cache, a token outside the vocabulary.
