@@ -54,12 +54,7 @@ inline uint32_t PairWord(float even, float odd) {
 
 #if defined(__AVX512F__)
 // Lanes [0, n) of 32 consecutive k: masks for their two halves.
-inline std::pair<__mmask16, __mmask16> HalfMasks(int64_t n) {
-  return {n >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << n) - 1),
-          n >= 32   ? __mmask16(0xffff)
-          : n <= 16 ? __mmask16(0)
-                    : static_cast<__mmask16>((1u << (n - 16)) - 1)};
-}
+inline std::pair<__mmask16, __mmask16> HalfMasks(int64_t n) { return {FirstLanes(n), FirstLanes(n - 16)}; }
 
 #if defined(__AVX512BF16__) && defined(__AVX512BW__)
 // Pair words of 16 columns from two rows of k (even, odd): vcvtne2ps2bf16 gives the bf16 of
