@@ -65,6 +65,9 @@ struct MicroBatch {
   std::vector<int64_t> tape_rows;
 };
 
+// Whether b continues a's prompt: a micro-batch runs their shared prompt through the model once.
+bool SamePrompt(const Sample& a, const Sample& b) { return a.group == b.group && a.prompt == b.prompt; }
+
 MicroBatch MakeBatch(const std::vector<Sample*>& rows) {
   MicroBatch m;
   TrainBatch& b = m.batch;
@@ -81,7 +84,7 @@ MicroBatch MakeBatch(const std::vector<Sample*>& rows) {
   for (size_t r = 0; r < rows.size(); ++r) {
     const Sample& s = *rows[r];
     const size_t P = s.prompt.size();
-    const bool same_prompt = r > 0 && rows[r - 1]->group == s.group && rows[r - 1]->prompt == s.prompt;
+    const bool same_prompt = r > 0 && SamePrompt(*rows[r - 1], s);
     if (!same_prompt) {
       prefix_doc = P > 1 ? doc++ : -1;
       for (size_t i = 0; i + 1 < P; ++i)
@@ -315,8 +318,8 @@ Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(co
       if (lanes > 1) {
         std::vector<SampleRun> runs;  // MakeBatch's rows: the prompt but its last token, then the completions
         for (size_t i = 0; i < all.size(); ++i) {
-          const bool same = i > 0 && all[i - 1]->group == all[i]->group && all[i - 1]->prompt == all[i]->prompt;
-          if (!same) runs.push_back({0, static_cast<int64_t>(all[i]->prompt.size()) - 1});
+          if (i == 0 || !SamePrompt(*all[i - 1], *all[i]))
+            runs.push_back({0, static_cast<int64_t>(all[i]->prompt.size()) - 1});
           ++runs.back().samples;
           runs.back().rows += static_cast<int64_t>(all[i]->ids.size());
         }
