@@ -90,4 +90,30 @@ inline constexpr int64_t kPackedBf16Columns = 32;
 // Whether this build multiplies bf16 pairs with vdpbf16ps (otherwise with two f32 FMAs, slower).
 bool Bf16DotInHardware();
 
+// The unit that multiplies the bf16 products above: AVX-512 vectors (vdpbf16ps, or its emulation)
+// or, where the CPU has them, AMX tiles (tdpbf16ps: 16 × 16 × 32 products per instruction; on a
+// 2-core Xeon with AMX the GRPO model's 256-wide products ran 4–6× faster than with vdpbf16ps).
+// The packed layouts are the same for both. Each keeps every property stated above (the same bits
+// whatever the blocking, thread count or row range; packed products equal to Sgemm's), but the
+// two round differently — a tile adds its 32 products with its own internal rounding — so results
+// differ in the last bits between engines. Process-wide, like the precision: AMX wherever
+// AmxAvailable() unless the environment sets R1_AMX=0; ScopedBf16Engine switches it for a scope
+// (tests run both engines; asking for AMX where it is not available fails a check).
+enum class Bf16Engine { kVector, kAmx };
+// The CPU has AMX-BF16 and the OS lets this process use tile data.
+bool AmxAvailable();
+Bf16Engine CurrentBf16Engine();
+// "AMX", "AVX512_BF16", or a note that the build emulates it.
+const char* Bf16EngineName(Bf16Engine e);
+class ScopedBf16Engine {
+ public:
+  explicit ScopedBf16Engine(Bf16Engine e);
+  ~ScopedBf16Engine();
+  ScopedBf16Engine(const ScopedBf16Engine&) = delete;
+  ScopedBf16Engine& operator=(const ScopedBf16Engine&) = delete;
+
+ private:
+  Bf16Engine previous_ = Bf16Engine::kVector;
+};
+
 }  // namespace r1::kernels

@@ -113,8 +113,7 @@ Result<TrainSummary> Train(const TrainOptions& opts, const std::function<void(co
   auto grads = store.Grads();
   const kernels::ScopedGemmPrecision precision(opts.precision);
   if (bf16 && !opts.quiet)
-    LogInfo("products in bf16 with f32 sums (%s)",
-            kernels::Bf16DotInHardware() ? "AVX512_BF16" : "no AVX512_BF16 in this build: emulated, slower than f32");
+    LogInfo("products in bf16 with f32 sums (%s)", kernels::Bf16EngineName(kernels::CurrentBf16Engine()));
   LossOptions loss_opts;
   loss_opts.mtp_weight = mtp_weight;
   loss_opts.balance_alpha = opts.balance_alpha;

@@ -3,7 +3,8 @@
 // 1, shapes with row, column and odd-k tails, more than one k block (K > 512) and column block
 // (N > 1024), and padded leading dimensions. Tolerance: |got − ref| <= 1e-5·(Σ_k |a·b| + |c0|) —
 // f32 accumulation only; operands left unrounded (or truncated) miss it by ~100×. Then: the same
-// bits at any thread count, ties to even, NaN, and the scope of the precision setting.
+// bits at any thread count, ties to even, NaN, the scope of the precision setting, and the AMX
+// engine (both engines where the CPU has it: see AmxEngineMultipliesWhereAvailable).
 #include <gtest/gtest.h>
 
 #include <array>
@@ -146,6 +147,34 @@ TEST(SgemmBf16, SubnormalOperandsCountAsZero) {
   float out[1] = {1.0f};
   PackedBf16Product(xp.data(), 1, 1, wp.data(), 1, 0, 1, out, 1, false);
   EXPECT_EQ(out[0], 0.0f);
+}
+
+// Where the CPU has AMX, the tiles are what multiplies by default (unless R1_AMX=0) and what a
+// scope asks for: the products agree with the vector engine's to f32 rounding but not in every
+// last bit (the two round differently), which shows the tiles ran. Every other test in this file
+// and in matmul_packed_test.cc runs on the default engine, and CTest runs them again with
+// R1_AMX=0 (tests/kernels/CMakeLists.txt): both engines on such a machine.
+TEST(SgemmBf16, AmxEngineMultipliesWhereAvailable) {
+  if (!AmxAvailable()) GTEST_SKIP() << "no AMX on this machine: the vector engine only";
+  const int64_t M = 100, N = 96, K = 700;
+  Rng rng(5);
+  const auto a = RandomVec(rng, M * K), b = RandomVec(rng, K * N);
+  std::vector<float> amx(static_cast<size_t>(M * N)), vec(amx.size());
+  {
+    ScopedBf16Engine scope(Bf16Engine::kAmx);
+    EXPECT_EQ(CurrentBf16Engine(), Bf16Engine::kAmx);
+    SgemmBf16Serial(false, true, M, N, K, 1.0f, a.data(), K, b.data(), K, 0.0f, amx.data(), N);
+  }
+  {
+    ScopedBf16Engine scope(Bf16Engine::kVector);
+    EXPECT_EQ(CurrentBf16Engine(), Bf16Engine::kVector);
+    SgemmBf16Serial(false, true, M, N, K, 1.0f, a.data(), K, b.data(), K, 0.0f, vec.data(), N);
+  }
+  const GemmReference r =
+      ReferenceGemm(false, true, M, N, K, 1.0, a, K, b, K, 0.0f, std::vector<float>(amx.size()), N, Bf);
+  const std::vector<double> vec_d(vec.begin(), vec.end());
+  ExpectClose(amx.data(), vec_d.data(), r.mag.data(), M * N, 1e-5, 0.0, "AMX against the vector engine");
+  EXPECT_NE(amx, vec) << "every bit equal: the AMX scope did not reach the kernel";
 }
 
 TEST(SgemmBf16, PrecisionHoldsForItsScope) {
