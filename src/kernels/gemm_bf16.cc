@@ -416,7 +416,7 @@ R1_AMX_TARGET void ConfigureTiles() {
 // (pair p's 32 columns at b[p·32]). Tiles 4, 5 hold A's row tiles, 6 and 7 B's column tiles.
 template <int kM>
 R1_AMX_TARGET void AmxKernel(int64_t steps, const uint32_t* a, int64_t lda, const uint32_t* b, float* c, int64_t ldc,
-                             bool load) {
+                             bool load, const uint32_t* prefetch_b) {
   const int64_t sa = lda * 4, sb = kNr * 4, sc = ldc * 4;
   if (load) {
     _tile_loadd(0, c, sc);
@@ -435,6 +435,9 @@ R1_AMX_TARGET void AmxKernel(int64_t steps, const uint32_t* a, int64_t lda, cons
   }
   for (int64_t s = 0; s < steps; ++s) {
     const uint32_t* bs = b + s * kTilePairs * kNr;
+    if (prefetch_b != nullptr)  // the next panel into L2, a step's worth (32 lines) per step
+      for (int64_t l = 0; l < kTilePairs * kNr; l += 16)
+        _mm_prefetch(reinterpret_cast<const char*>(prefetch_b + s * kTilePairs * kNr + l), _MM_HINT_T1);
     _tile_loadd(6, bs, sb);
     _tile_loadd(7, bs + 16, sb);
     _tile_loadd(4, a + s * kTilePairs, sa);
@@ -458,7 +461,7 @@ R1_AMX_TARGET void AmxKernel(int64_t steps, const uint32_t* a, int64_t lda, cons
 // of 16 rows) times one panel into C (cols ≤ 32 columns), 32 rows at a time. Tiles that C does
 // not fill go through a buffer; every element's sum is the same either way.
 void AmxTiles(int64_t ppad, const uint32_t* a, int64_t lda, int64_t mc, const uint32_t* bp, float* c, int64_t ldc,
-              int cols, float alpha, float c_beta, bool load) {
+              int cols, float alpha, float c_beta, bool load, const uint32_t* prefetch_b = nullptr) {
   ConfigureTiles();
   const int64_t steps = ppad / kTilePairs;
   const bool direct = alpha == 1.0f && (!load || c_beta == 1.0f);  // the tiles start from C (or zero)
@@ -469,9 +472,10 @@ void AmxTiles(int64_t ppad, const uint32_t* a, int64_t lda, int64_t mc, const ui
     float* cp = c + ip * ldc;
     if (direct && cols == kNr && rows == (two ? 2 : 1) * kTileRows) {
       if (two)
-        AmxKernel<2>(steps, ap, lda, bp, cp, ldc, load);
+        AmxKernel<2>(steps, ap, lda, bp, cp, ldc, load, prefetch_b);
       else
-        AmxKernel<1>(steps, ap, lda, bp, cp, ldc, load);
+        AmxKernel<1>(steps, ap, lda, bp, cp, ldc, load, prefetch_b);
+      prefetch_b = nullptr;  // the first row block asks for the next panel
       continue;
     }
     alignas(64) float tile[2 * kTileRows * kNr];
@@ -479,9 +483,10 @@ void AmxTiles(int64_t ppad, const uint32_t* a, int64_t lda, int64_t mc, const ui
     if (tile_load)
       for (int r = 0; r < rows; ++r) std::memcpy(tile + r * kNr, cp + r * ldc, static_cast<size_t>(cols) * 4);
     if (two)
-      AmxKernel<2>(steps, ap, lda, bp, tile, kNr, tile_load);
+      AmxKernel<2>(steps, ap, lda, bp, tile, kNr, tile_load, prefetch_b);
     else
-      AmxKernel<1>(steps, ap, lda, bp, tile, kNr, tile_load);
+      AmxKernel<1>(steps, ap, lda, bp, tile, kNr, tile_load, prefetch_b);
+    prefetch_b = nullptr;
     StoreTile(tile, cp, ldc, rows, cols, direct ? 1.0f : alpha, c_beta, !direct && load);
   }
 }
@@ -663,7 +668,7 @@ void PackedBf16Product(const uint32_t* x_packed, int64_t T, int64_t K, const uin
       const int cols = static_cast<int>(std::min<int64_t>(kNr, n_end - jp));
 #if defined(R1_AMX)
       if (amx) {
-        AmxTiles(ppad, xb, kPairs, T, bp, out + (jp - n_begin), ldo, cols, 1.0f, 1.0f, load);
+        AmxTiles(ppad, xb, kPairs, T, bp, out + (jp - n_begin), ldo, cols, 1.0f, 1.0f, load, bp + ppad * kNr);
         continue;
       }
 #endif

@@ -185,8 +185,12 @@ Result<GrpoSummary> RunGrpo(const GrpoOptions& opts, const std::function<void(co
   // by the same copy (`update_weights`), and its backward by packed copies of the transposes: the
   // same bits as packing every weight afresh for each micro-batch's products.
   std::unique_ptr<PackedBf16Weights> packed;
-  if (opts.precision == kernels::GemmPrecision::kBf16)
+  if (opts.precision == kernels::GemmPrecision::kBf16) {
     packed = std::make_unique<PackedBf16Weights>(*weights, /*transposed=*/true);
+    if (!opts.quiet)
+      LogInfo("grpo: rollout and update products in bf16 with f32 sums (%s)",
+              kernels::Bf16EngineName(kernels::CurrentBf16Engine()));
+  }
   DeepSeekV3 policy(config, packed ? packed->Views() : store.Weights());
   const std::unique_ptr<ModelWeights> packed_views = packed ? packed->Views() : nullptr;
   const ModelWeights& update_weights = packed_views ? *packed_views : *weights;
