@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <utility>
@@ -565,7 +566,9 @@ void MlaAbsorbQuery(const float* q, int64_t token_stride, int64_t head_stride,
       for (int64_t r = 0; r < Dn; ++r) {
         const float a = qn[r];
         const float* __restrict src = wh + r * R;
-        for (int64_t c = 0; c < R; ++c) out[c] += a * src[c];
+        // std::fma: the fused multiply-add promised, also where the build has no FMA instruction
+        // (there the plain expression rounds the product first)
+        for (int64_t c = 0; c < R; ++c) out[c] = std::fma(a, src[c], out[c]);
       }
 #endif
     }
