@@ -1,7 +1,9 @@
 // bench_kernels: decode GEMV throughput (GB/s of weight bytes) per dtype and thread count, as a
-// fraction of the measured streaming-read bandwidth, and MatMul GFLOP/s for T=64 prefill panels.
+// fraction of the measured streaming-read bandwidth, MatMul GFLOP/s for T=64 prefill panels, and
+// the bf16 products by packed weights (`r1 grpo --precision bf16`'s rollout and update) on one
+// thread for each bf16 engine the CPU has (AVX-512 vectors; AMX tiles where available).
 //
-//   bench_kernels [--json] [--reps N] [--threads a,b] [--only gemv|matmul|bw]
+//   bench_kernels [--json] [--reps N] [--threads a,b] [--only gemv|matmul|bf16|bw]
 //
 // Every GEMV sweep cycles through enough copies of the matrix (≥ 768 MiB, well past the LLC) that
 // weights come from DRAM as they do in a real decode step. Reported numbers are medians over
@@ -22,6 +24,7 @@
 #include "core/dtype.h"
 #include "core/rng.h"
 #include "core/tensor.h"
+#include "kernels/gemm.h"
 #include "kernels/matmul.h"
 #include "kernels/runtime.h"
 
@@ -186,6 +189,37 @@ MatMulResult MeasureMatMul(DType dt, int64_t T, int64_t N, int64_t K, int thread
   return {r1::DTypeName(dt), T, N, K, threads, Median(gf)};
 }
 
+// One thread: T rows by `count` packed bf16 weights of N × K in turn (count 1: the weight stays in
+// cache; more: the rollout's case, each decode step streaming every expert's weights once).
+double MeasurePackedBf16(int64_t T, int64_t N, int64_t K, int count, int reps) {
+  using namespace r1::kernels;
+  r1::Rng rng(3);
+  std::vector<float> w(N * K), x(T * K), out(T * N);
+  for (auto& v : w) v = static_cast<float>(rng.Normal());
+  for (auto& v : x) v = static_cast<float>(rng.Normal());
+  std::vector<std::vector<uint32_t>> packed(static_cast<size_t>(count));
+  for (auto& p : packed) {
+    p.resize(static_cast<size_t>(PackedBf16WeightWords(N, K)));
+    PackBf16Weight(w.data(), N, K, p.data());
+  }
+  std::vector<uint32_t> xp(static_cast<size_t>(PackedBf16RowsWords(T, K)));
+  PackBf16Rows(x.data(), T, K, K, xp.data());
+  const int64_t inner = std::max<int64_t>(1, (int64_t{1} << 27) / (2 * T * N * K * count));  // ~0.1-0.3 ms
+  auto sweep = [&] {
+    for (int64_t i = 0; i < inner; ++i)
+      for (const auto& p : packed) PackedBf16Product(xp.data(), T, K, p.data(), N, 0, N, out.data(), N, false);
+  };
+  sweep();
+  std::vector<double> gf;
+  for (int r = 0; r < reps; ++r) {
+    const auto t0 = Clock::now();
+    sweep();
+    gf.push_back(2.0 * T * N * K * count * inner / Seconds(t0, Clock::now()) / 1e9);
+  }
+  g_sink = out[0];
+  return Median(gf);
+}
+
 std::vector<int> ParseInts(const char* s) {
   std::vector<int> v;
   for (const char* p = s; *p;) {
@@ -215,8 +249,7 @@ int main(int argc, char** argv) {
     } else if (a == "--only" && i + 1 < argc) {
       only = argv[++i];
     } else {
-      std::fprintf(stderr,
-                   "usage: bench_kernels [--json] [--reps N] [--threads 1,2] [--only gemv|matmul|bw]\n");
+      std::fprintf(stderr, "usage: bench_kernels [--json] [--reps N] [--threads 1,2] [--only gemv|matmul|bf16|bw]\n");
       return a == "--help" || a == "-h" ? 0 : 2;
     }
   }
@@ -268,6 +301,27 @@ int main(int argc, char** argv) {
           std::printf("%-8s %4lld %6lld %6lld %4d %9.1f\n", r.dtype.c_str(), static_cast<long long>(r.T),
                       static_cast<long long>(r.N), static_cast<long long>(r.K), r.threads, r.gflops);
       }
+  }
+  if (only.empty() || only == "bf16") {
+    using r1::kernels::Bf16Engine;
+    std::vector<Bf16Engine> engines = {Bf16Engine::kVector};
+    if (r1::kernels::AmxAvailable()) engines.push_back(Bf16Engine::kAmx);
+    if (!json)
+      std::printf("\nbf16 by packed weights, 1 thread (GFLOP/s)\n%-12s %4s %6s %6s %8s %9s\n", "engine", "T", "N", "K",
+                  "weights", "GFLOP/s");
+    omp_set_num_threads(1);
+    for (Bf16Engine e : engines) {
+      const r1::kernels::ScopedBf16Engine scope(e);
+      for (int count : {1, 48})
+        for (int64_t T : {16, 32, 64, 256}) {
+          const double gf = MeasurePackedBf16(T, 256, 256, count, reps);
+          const char* name = r1::kernels::Bf16EngineName(e);
+          report["bf16_packed"].push_back(
+              {{"engine", name}, {"T", T}, {"N", 256}, {"K", 256}, {"weights", count}, {"threads", 1}, {"gflops", gf}});
+          if (!json)
+            std::printf("%-12s %4lld %6d %6d %8d %9.1f\n", name, static_cast<long long>(T), 256, 256, count, gf);
+        }
+    }
   }
   if (json) std::printf("%s\n", report.dump(2).c_str());
   return 0;
