@@ -1,6 +1,6 @@
 // The bf16 product (Sgemm in GemmPrecision::kBf16): against a double reference of the operands
 // rounded to bf16 (F32ToBf16, nearest, ties to even), for every transpose combination, beta 0 and
-// 1, shapes with row, column and odd-k tails, more than one k block (K > 512) and column block
+// 1, alpha 0.5 and 1, shapes with row, column and odd-k tails, more than one k block (K > 512) and column block
 // (N > 1024), and padded leading dimensions. Tolerance: |got − ref| <= 1e-5·(Σ_k |a·b| + |c0|) —
 // f32 accumulation only; operands left unrounded (or truncated) miss it by ~100×. Then: the same
 // bits at any thread count, ties to even, NaN, the scope of the precision setting, and the AMX
@@ -36,23 +36,26 @@ TEST_P(SgemmBf16Test, MatchesRoundedReference) {
   const auto [M, N, K] = GetParam();
   Rng rng(91 + M * 131 + N * 17 + K);
   ScopedGemmPrecision bf16(GemmPrecision::kBf16);
+  // alpha 1 with beta 0 or 1 is the AMX engine's other path (its tiles start from C)
   for (bool ta : {false, true})
     for (bool tb : {false, true})
-      for (float beta : {0.0f, 1.0f}) {
-        const int64_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 3, ldc = N + 3;
-        const auto a = RandomVec(rng, (ta ? K : M) * lda), b = RandomVec(rng, (tb ? N : K) * ldb);
-        const auto c0 = RandomVec(rng, M * ldc);
-        const GemmReference r = ReferenceGemm(ta, tb, M, N, K, 0.5, a, lda, b, ldb, beta, c0, ldc, Bf);
-        std::vector<float> c = c0;
-        Sgemm(ta, tb, M, N, K, 0.5f, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
-        std::vector<float> got(static_cast<size_t>(M * N));
-        for (int64_t i = 0; i < M; ++i)
-          for (int64_t j = 0; j < N; ++j) got[i * N + j] = c[i * ldc + j];
-        ExpectClose(got.data(), r.ref.data(), r.mag.data(), M * N, 1e-5, 0.0,
-                    "ta " + std::to_string(ta) + " tb " + std::to_string(tb) + " beta " + std::to_string(beta));
-        for (int64_t i = 0; i < M; ++i)
-          for (int64_t j = N; j < ldc; ++j) ASSERT_EQ(c[i * ldc + j], c0[i * ldc + j]) << "padding overwritten";
-      }
+      for (float beta : {0.0f, 1.0f})
+        for (float alpha : {0.5f, 1.0f}) {
+          const int64_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 3, ldc = N + 3;
+          const auto a = RandomVec(rng, (ta ? K : M) * lda), b = RandomVec(rng, (tb ? N : K) * ldb);
+          const auto c0 = RandomVec(rng, M * ldc);
+          const GemmReference r = ReferenceGemm(ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, c0, ldc, Bf);
+          std::vector<float> c = c0;
+          Sgemm(ta, tb, M, N, K, alpha, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
+          std::vector<float> got(static_cast<size_t>(M * N));
+          for (int64_t i = 0; i < M; ++i)
+            for (int64_t j = 0; j < N; ++j) got[i * N + j] = c[i * ldc + j];
+          ExpectClose(got.data(), r.ref.data(), r.mag.data(), M * N, 1e-5, 0.0,
+                      "ta " + std::to_string(ta) + " tb " + std::to_string(tb) + " beta " + std::to_string(beta) +
+                          " alpha " + std::to_string(alpha));
+          for (int64_t i = 0; i < M; ++i)
+            for (int64_t j = N; j < ldc; ++j) ASSERT_EQ(c[i * ldc + j], c0[i * ldc + j]) << "padding overwritten";
+        }
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, SgemmBf16Test,
