@@ -204,7 +204,7 @@ double MeasurePackedBf16(int64_t T, int64_t N, int64_t K, int count, int reps) {
   }
   std::vector<uint32_t> xp(static_cast<size_t>(PackedBf16RowsWords(T, K)));
   PackBf16Rows(x.data(), T, K, K, xp.data());
-  const int64_t inner = std::max<int64_t>(1, (int64_t{1} << 27) / (2 * T * N * K * count));  // ~0.1-0.3 ms
+  const int64_t inner = std::max<int64_t>(1, (int64_t{1} << 27) / (2 * T * N * K * count));  // ~1.3e8 flops a sweep
   auto sweep = [&] {
     for (int64_t i = 0; i < inner; ++i)
       for (const auto& p : packed) PackedBf16Product(xp.data(), T, K, p.data(), N, 0, N, out.data(), N, false);
