@@ -23,6 +23,7 @@ namespace r1::kernels {
 namespace {
 
 using testing::ExpectClose;
+using testing::ExpectMatchesReference;
 using testing::GemmReference;
 using testing::RandomVec;
 using testing::ReferenceGemm;
@@ -47,14 +48,9 @@ TEST_P(SgemmBf16Test, MatchesRoundedReference) {
           const GemmReference r = ReferenceGemm(ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, c0, ldc, Bf);
           std::vector<float> c = c0;
           Sgemm(ta, tb, M, N, K, alpha, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
-          std::vector<float> got(static_cast<size_t>(M * N));
-          for (int64_t i = 0; i < M; ++i)
-            for (int64_t j = 0; j < N; ++j) got[i * N + j] = c[i * ldc + j];
-          ExpectClose(got.data(), r.ref.data(), r.mag.data(), M * N, 1e-5, 0.0,
-                      "ta " + std::to_string(ta) + " tb " + std::to_string(tb) + " beta " + std::to_string(beta) +
-                          " alpha " + std::to_string(alpha));
-          for (int64_t i = 0; i < M; ++i)
-            for (int64_t j = N; j < ldc; ++j) ASSERT_EQ(c[i * ldc + j], c0[i * ldc + j]) << "padding overwritten";
+          ExpectMatchesReference(c, c0, M, N, ldc, r,
+                                 "ta " + std::to_string(ta) + " tb " + std::to_string(tb) + " beta " +
+                                     std::to_string(beta) + " alpha " + std::to_string(alpha));
         }
 }
 

@@ -7,9 +7,11 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "kernels/gemm.h"
+#include "test_util.h"
 
 namespace r1::kernels::testing {
 
@@ -36,6 +38,18 @@ inline GemmReference ReferenceGemm(bool ta, bool tb, int64_t M, int64_t N, int64
       r.mag[i * N + j] = m;
     }
   return r;
+}
+
+// C (M rows of ldc, started from c0) against the reference: |got − ref| <= 1e-5·mag element by
+// element, and the padding between rows (columns N..ldc) left as c0 had it.
+inline void ExpectMatchesReference(const std::vector<float>& c, const std::vector<float>& c0, int64_t M, int64_t N,
+                                   int64_t ldc, const GemmReference& r, const std::string& what) {
+  std::vector<float> got(static_cast<size_t>(M * N));
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) got[i * N + j] = c[i * ldc + j];
+  ExpectClose(got.data(), r.ref.data(), r.mag.data(), M * N, 1e-5, 0.0, what);
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = N; j < ldc; ++j) ASSERT_EQ(c[i * ldc + j], c0[i * ldc + j]) << what << ": padding overwritten";
 }
 
 // C (started from c0) after Sgemm in the current precision on 1 thread, on 2 threads, and called

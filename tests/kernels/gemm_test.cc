@@ -17,7 +17,7 @@
 namespace r1::kernels {
 namespace {
 
-using testing::ExpectClose;
+using testing::ExpectMatchesReference;
 using testing::GemmReference;
 using testing::RandomVec;
 using testing::ReferenceGemm;
@@ -39,16 +39,9 @@ TEST_P(SgemmTest, MatchesReference) {
                                               [](float x) { return static_cast<double>(x); });
         const auto runs = SgemmAtThreadCounts(ta, tb, M, N, K, 0.5f, a, lda, b, ldb, beta, c0, ldc);
         for (int run = 0; run < 3; ++run) {  // 1 thread, 2 threads, inside a parallel region of two
-          const std::vector<float>& c = runs[static_cast<size_t>(run)];
-          std::vector<float> got(static_cast<size_t>(M * N));
-          for (int64_t i = 0; i < M; ++i)
-            for (int64_t j = 0; j < N; ++j) got[i * N + j] = c[i * ldc + j];
-          ExpectClose(got.data(), r.ref.data(), r.mag.data(), M * N, 1e-5, 0.0,
-                      "ta " + std::to_string(ta) + " tb " + std::to_string(tb) + " beta " + std::to_string(beta) +
-                          " run " + std::to_string(run));
-          // The padding between rows is left alone.
-          for (int64_t i = 0; i < M; ++i)
-            for (int64_t j = N; j < ldc; ++j) ASSERT_EQ(c[i * ldc + j], c0[i * ldc + j]);
+          ExpectMatchesReference(runs[static_cast<size_t>(run)], c0, M, N, ldc, r,
+                                 "ta " + std::to_string(ta) + " tb " + std::to_string(tb) + " beta " +
+                                     std::to_string(beta) + " run " + std::to_string(run));
         }
       }
 }
